@@ -1,0 +1,38 @@
+/* client/ctl.h - what bitnetctl's subcommands share. */
+#ifndef BITNET_CLIENT_CTL_H
+#define BITNET_CLIENT_CTL_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include <jansson.h>
+
+/* Exit codes scripts can rely on (documented in docs/bitnetctl.md). */
+enum ctl_exit {
+    CTL_EXIT_OK = 0,
+    CTL_EXIT_FAILURE = 1,    /* the operation failed (message on stderr) */
+    CTL_EXIT_USAGE = 2,      /* bad command line */
+    CTL_EXIT_UNAVAILABLE = 3 /* the daemon could not be reached */
+};
+
+/* Options every subcommand accepts. */
+struct ctl_options {
+    bool json;          /* --json: machine-readable output */
+    const char *socket; /* --socket PATH */
+};
+
+struct ctl_command {
+    const char *name;
+    int (*run)(const struct ctl_options *opts, int argc, char **argv);
+    const char *args; /* argument synopsis */
+    const char *help; /* one line */
+};
+
+/* Prints a JSON value to stdout, indented, followed by a newline. */
+void ctl_print_json(json_t *value);
+
+/* Subcommands, one file each. */
+int cmd_kernels(const struct ctl_options *opts, int argc, char **argv);
+int cmd_capabilities(const struct ctl_options *opts, int argc, char **argv);
+
+#endif

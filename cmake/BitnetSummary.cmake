@@ -1,0 +1,13 @@
+# One line per component that configure looked for.
+function(bitnet_summary)
+  message(STATUS "bitnetd ${PROJECT_VERSION} configuration:")
+  message(STATUS "  compiler:        ${CMAKE_C_COMPILER_ID} ${CMAKE_C_COMPILER_VERSION} (${CMAKE_C_COMPILER})")
+  message(STATUS "  build type:      ${CMAKE_BUILD_TYPE}, native=${BITNET_NATIVE}, sanitize='${BITNET_SANITIZE}'")
+  message(STATUS "  target arch:     ${CMAKE_SYSTEM_PROCESSOR}")
+  message(STATUS "  kernels:         ${BITNET_COMPILED_KERNELS}")
+  message(STATUS "  CUDA toolkit:    ${BITNET_CUDA_ENABLED} (${BITNET_CUDA_REASON})")
+  message(STATUS "  llama.cpp tree:  ${BITNET_LLAMA_ENABLED} (${BITNET_LLAMA_REASON})")
+  message(STATUS "  libuv:           ${LIBUV_FOUND} ${LIBUV_VERSION}")
+  message(STATUS "  jansson:         ${JANSSON_FOUND} ${JANSSON_VERSION}")
+  message(STATUS "  check:           ${CHECK_FOUND} ${CHECK_VERSION}")
+endfunction()
