@@ -15,6 +15,7 @@ deps:
 
 $(BUILD)/CMakeCache.txt:
 	@sh scripts/deps.sh
+	@sh scripts/fetch-reference.sh
 	cmake -S . -B $(BUILD) -DCMAKE_INSTALL_PREFIX=$(PREFIX) $(CMAKE_ARGS)
 
 build: $(BUILD)/CMakeCache.txt
