@@ -1,2 +1,20 @@
 # The kernels this tree carries, one bitnet_add_kernel() per registry id
 # (see kernels/CMakeLists.txt for the contract).
+
+# TQ2_0 / TQ1_0 (llama.cpp formats). -ffp-contract=off keeps the float
+# rounding of the packers and of the per-block scaling what the reference does.
+bitnet_add_kernel(tq2_0.scalar any SOURCES tq2_0_scalar.c tq_pack.c FLAGS -ffp-contract=off)
+bitnet_add_kernel(tq1_0.scalar any SOURCES tq1_0_scalar.c FLAGS -ffp-contract=off)
+bitnet_add_kernel(tq2_0.avx2 x86 SOURCES tq2_0_avx2.c FLAGS ${BITNET_FLAGS_AVX2})
+bitnet_add_kernel(tq2_0.avx512 x86 SOURCES tq2_0_avx512.c FLAGS ${BITNET_FLAGS_AVX512})
+bitnet_add_kernel(tq1_0.avx2 x86 SOURCES tq1_0_avx2.c FLAGS ${BITNET_FLAGS_AVX2})
+bitnet_add_kernel(tq1_0.avx512 x86 SOURCES tq1_0_avx512.c FLAGS ${BITNET_FLAGS_AVX512})
+bitnet_add_kernel(tq2_0.neon arm64 SOURCES tq2_0_neon.c FLAGS ${BITNET_FLAGS_NEON} -ffp-contract=off)
+bitnet_add_kernel(tq1_0.neon arm64 SOURCES tq1_0_neon.c FLAGS ${BITNET_FLAGS_NEON} -ffp-contract=off)
+
+# I2_S (bitnet.cpp's format), walked 256 weights at a step. -ffp-contract=off
+# keeps the post-scaling in i2s_output() rounding the same in every kernel.
+bitnet_add_kernel(i2s_qk256.scalar any SOURCES i2s_scalar.c i2s_pack.c FLAGS -ffp-contract=off)
+bitnet_add_kernel(i2s_qk256.avx2 x86 SOURCES i2s_avx2.c FLAGS ${BITNET_FLAGS_AVX2} -ffp-contract=off)
+bitnet_add_kernel(i2s_qk256.avx512 x86 SOURCES i2s_avx512.c FLAGS ${BITNET_FLAGS_AVX512} -ffp-contract=off)
+bitnet_add_kernel(i2s_qk256.neon arm64 SOURCES i2s_neon.c FLAGS -ffp-contract=off)
