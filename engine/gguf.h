@@ -6,8 +6,13 @@
  * is not read at open: pointers refer into the mapping, so opening a
  * multi-gigabyte file costs milliseconds.
  *
+ * Names: ggml's libggml-base.so exports a gguf_* API of its own, and a
+ * process that loads libllama (the llama shim, crossval) must not have our
+ * definitions interpose on its symbols. Keep every function name here
+ * distinct from ggml's exported ones (tests/contract/no_symbol_clash.sh).
+ *
  * Type ids 36..39 mean different things in different forks; the reader
- * resolves them by general.architecture (docs/formats.md, section 2.0), never
+ * resolves them by general.architecture (docs/formats.md, section 2.2), never
  * by general.file_type.
  */
 #ifndef BITNET_ENGINE_GGUF_H
@@ -129,16 +134,16 @@ int gguf_get_bool(const gguf_file *f, const char *key, bool *out);
 int gguf_get_str(const gguf_file *f, const char *key, const char **s, size_t *len);
 
 /*
- * Arrays. gguf_get_arr_data gives a pointer to count packed little-endian
+ * Arrays. gguf_get_array gives a pointer to count packed little-endian
  * numeric elements (possibly unaligned: read with memcpy). String arrays are
- * read element by element with gguf_get_arr_str (O(1): offsets are indexed
+ * read element by element with gguf_get_array_str (O(1): offsets are indexed
  * at open). Both return BITNET_ETYPE for the wrong element kind and -ERANGE
  * for an index out of range.
  */
-int gguf_get_arr_data(const gguf_file *f, const char *key, gguf_type *elem_type, uint64_t *count,
-                      const void **data);
-int gguf_get_arr_str(const gguf_file *f, const char *key, uint64_t index, const char **s,
-                     size_t *len);
+int gguf_get_array(const gguf_file *f, const char *key, gguf_type *elem_type, uint64_t *count,
+                   const void **data);
+int gguf_get_array_str(const gguf_file *f, const char *key, uint64_t index, const char **s,
+                       size_t *len);
 
 /* ---- tensors ---- */
 
@@ -148,5 +153,43 @@ const gguf_tensor *gguf_tensor_at(const gguf_file *f, int64_t i);
 const gguf_tensor *gguf_tensor_find(const gguf_file *f, const char *name);
 
 const char *gguf_dtype_name(gguf_dtype t);
+
+/* ---- additions: generic value access and type names ---- */
+
+/* One decoded metadata value (a scalar, a string, or one array element). */
+typedef struct gguf_value {
+    gguf_type type; /* the stored type */
+    uint64_t u;     /* UINT8..UINT64 */
+    int64_t i;      /* INT8..INT64 */
+    double f;       /* FLOAT32, FLOAT64 */
+    bool b;         /* BOOL */
+    const char *s;  /* STRING: bytes in the mapping, not NUL-terminated */
+    size_t len;     /* STRING: length of s */
+} gguf_value;
+
+/* Decodes KV i (not an array: BITNET_ETYPE). -ERANGE for a bad index. */
+int gguf_kv_value(const gguf_file *f, int64_t i, gguf_value *out);
+/* Decodes element index of array KV i (BITNET_ETYPE when not an array,
+ * -ERANGE for a bad index). */
+int gguf_kv_array_value(const gguf_file *f, int64_t i, uint64_t index, gguf_value *out);
+
+/* The bytes of KV i's value exactly as stored after its type id (arrays:
+ * element type, count and elements), for copying a KV to another file. */
+int gguf_kv_raw(const gguf_file *f, int64_t i, const void **data, uint64_t *size);
+
+/* "u8", "str", "arr", ... for a value type. */
+const char *gguf_value_type_name(gguf_type t);
+
+/* The name given to gguf_open / gguf_open_memory (for messages). */
+const char *gguf_name(const gguf_file *f);
+
+/* True for "bitnet", "bitnet-b1.58" and "bitnet-25". */
+bool gguf_arch_is_bitnet(const char *arch);
+
+/* The ggml name of a raw tensor type id as read in a file of architecture
+ * arch ("I2_S", "TQ2_0", "MXFP4", "Q4_K"), or NULL when the id is unknown. */
+const char *gguf_raw_type_name(uint32_t raw, const char *arch);
+/* The same for a tensor of f ("?" never happens for an opened file). */
+const char *gguf_tensor_type_name(const gguf_file *f, const gguf_tensor *t);
 
 #endif
