@@ -5,11 +5,12 @@
 #   @node-llama-cpp/linux-x64@3.22.1       prebuilt CPU libllama + libggml*
 #   node-llama-cpp@3.22.1                  llama/gitRelease.bundle: the matching
 #                                          llama.cpp source (llama.h, vocab test files)
-#   @node-llama-cpp/linux-x64-cuda@3.22.1  the CUDA build (only with FETCH_CUDA=1)
+#   @node-llama-cpp/linux-x64-cuda@3.22.1  the CUDA build (libggml-cuda.so, about
+#                                          143 MB packed; skip it with FETCH_CUDA=0)
 #
 # Each tarball is fetched with `npm pack` and checked against the sha512 pinned
 # below before it is unpacked. Re-running is cheap: finished steps are skipped.
-# Usage: scripts/fetch-reference.sh [DEST]   (default: .cache/reference)
+# Usage: [FETCH_CUDA=0] scripts/fetch-reference.sh [DEST]   (default: .cache/reference)
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 dest=${1:-${BITNET_REFERENCE_DIR:-$top/.cache/reference}}
@@ -52,7 +53,7 @@ fetch @node-llama-cpp/linux-x64 3.22.1 \
 fetch node-llama-cpp 3.22.1 \
     bltIipuWmc123H7tMIgDGKSsSrhmhlQYeVUC48XTjVW7XGJJiJJyCdlTMzQ/LiWoPkGDpcL4FviDpgw7qfTiDw== \
     node-llama-cpp
-if [ "${FETCH_CUDA:-0}" = 1 ]; then
+if [ "${FETCH_CUDA:-1}" != 0 ]; then
     fetch @node-llama-cpp/linux-x64-cuda 3.22.1 \
         8rQCjyNNLZJUFit+YpjwlC4hwkKgOMIkB2wuycKBf8NU2O3ySKbiWZQ8aw9ku2nUTXjSnUIrE6KB88itduTBuA== \
         linux-x64-cuda

@@ -1,24 +1,42 @@
 #!/bin/sh
 # Contract: the CPU binaries (bitnetctl, bitnetd, and every library they
 # install apart from libbitnet-cuda.so) carry no CUDA: neither a CUDA library
-# in DT_NEEDED nor a CUDA symbol. Installs the build into a scratch prefix and
-# reads every ELF file there.
+# in DT_NEEDED nor a CUDA symbol (defined or imported). Installs the build
+# into a scratch prefix and reads every ELF file there with our own ELF
+# reader, `bitnetctl analyze-library --json` (docs/library-analysis.md: the
+# CUDA name rules are symbols_is_cuda_library and symbols_is_cuda_name).
 set -eu
 build=$1
 dest=$(mktemp -d)
 trap 'rm -rf "$dest"' EXIT
 cmake --install "$build" --prefix "$dest" >/dev/null
+ctl="$dest/bin/bitnetctl"
+[ -x "$ctl" ] || ctl="$build/client/bitnetctl"
 n=0
 for f in $(find "$dest" -type f); do
     head -c 4 "$f" | grep -q 'ELF' || continue
     case $(basename "$f") in libbitnet-cuda.so*) continue ;; esac
     n=$((n + 1))
-    if readelf -d "$f" | grep NEEDED | grep -Eiq 'cuda|cublas|nvrtc|libnv'; then
-        echo "FAIL: $f needs a CUDA library"; readelf -d "$f" | grep NEEDED; exit 1
+    if ! "$ctl" analyze-library --json "$f" >"$dest/report.json"; then
+        echo "FAIL: bitnetctl analyze-library cannot read $f"; exit 1
     fi
-    if readelf -W --dyn-syms "$f" | awk '{print $8}' | grep -Eq '^(cuda|cublas|__cudaRegister)'; then
-        echo "FAIL: $f has CUDA symbols"; exit 1
-    fi
+    python3 - "$f" "$dest/report.json" <<'EOF'
+import json, sys
+path, report = sys.argv[1], json.load(open(sys.argv[2]))
+needed = [n["name"] for n in report["needed"] if n["cuda"]]
+if needed:
+    sys.exit("FAIL: %s needs a CUDA library: %s" % (path, ", ".join(needed)))
+syms = report["symbols"]
+cuda = syms["categories"]["cuda"]
+if cuda["count"]:
+    sys.exit("FAIL: %s defines %d CUDA symbols, e.g. %s"
+             % (path, cuda["count"], ", ".join(cuda["examples"])))
+imports = syms["cuda_imports"]
+if imports["count"]:
+    sys.exit("FAIL: %s imports %d CUDA symbols, e.g. %s"
+             % (path, imports["count"], ", ".join(imports["examples"])))
+EOF
 done
+rm -f "$dest/report.json"
 [ "$n" -gt 0 ] || { echo "FAIL: no ELF files installed"; exit 1; }
 echo "checked $n installed ELF files: no CUDA"
