@@ -1,0 +1,103 @@
+/*
+ * engine/batcher.h - generations in progress, advanced together.
+ *
+ * The batcher owns the generations running on one engine. Each step builds
+ * one batch: prompt chunks of generations still in prefill and one token of
+ * each generation that is decoding, evaluates it in one pass over the
+ * weights (continuous batching), samples, and reports text through each
+ * generation's callback. Generations join and leave between steps.
+ *
+ * Not thread-safe: the engine's driver thread (the daemon's scheduler or
+ * bitnet-run) calls everything here. Callbacks run on that thread.
+ */
+#ifndef BITNET_ENGINE_BATCHER_H
+#define BITNET_ENGINE_BATCHER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/engine.h"
+#include "engine/sampler.h"
+#include "engine/tokenizer.h"
+
+typedef enum gen_finish {
+    GEN_FINISH_NONE = 0,
+    GEN_FINISH_STOP,      /* an end-of-generation token or a stop string */
+    GEN_FINISH_LENGTH,    /* max_tokens reached, or the context is full */
+    GEN_FINISH_CANCELLED, /* batcher_cancel() */
+    GEN_FINISH_ERROR      /* the engine failed; see the event's error */
+} gen_finish;
+
+/* "stop", "length", "cancelled", "error". */
+const char *gen_finish_name(gen_finish f);
+
+#define GEN_MAX_STOP 8
+
+typedef struct gen_request {
+    const int32_t *prompt; /* tokens, copied by batcher_add() */
+    size_t n_prompt;
+    sampler_params sampling;
+    int max_tokens;                 /* > 0 */
+    const char *stop[GEN_MAX_STOP]; /* stop strings (NUL-terminated), copied */
+    int n_stop;
+    bool ignore_eog; /* keep going past end-of-generation tokens */
+} gen_request;
+
+/* Figures of a generation, final in its GEN_EVENT_DONE. */
+typedef struct gen_usage {
+    int prompt_tokens;
+    int generated_tokens;
+    double prefill_ms; /* from start until the first token was sampled */
+    double decode_ms;  /* from then until the end */
+    double queue_ms;   /* from batcher_add() until the first step that included it */
+} gen_usage;
+
+typedef enum gen_event_type {
+    GEN_EVENT_TEXT, /* a piece of text (valid UTF-8, maybe empty) and its token */
+    GEN_EVENT_DONE  /* the end: finish reason and usage; nothing follows */
+} gen_event_type;
+
+typedef struct gen_event {
+    gen_event_type type;
+    int id;           /* the generation's id from batcher_add() */
+    const char *text; /* TEXT: not NUL-terminated */
+    size_t text_len;
+    int32_t token;       /* TEXT: the token sampled (-1 for a final flush) */
+    const float *logits; /* TEXT: the n_vocab logits it was sampled from, or NULL */
+    gen_finish finish;   /* DONE */
+    const char *error;   /* DONE with GEN_FINISH_ERROR */
+    const gen_usage *usage;
+} gen_event;
+
+typedef void (*gen_callback)(void *user, const gen_event *ev);
+
+typedef struct batcher batcher;
+
+/* A batcher over e and its tokenizer t (neither owned). max_batch bounds the
+ * tokens of one step (prefill chunks are cut to fit); <= 0 means 256. */
+int batcher_new(engine *e, const tokenizer *t, int max_batch, batcher **out);
+
+/* Cancels everything still running (their DONE events fire) and frees. */
+void batcher_free(batcher *b);
+
+/*
+ * Starts a generation. Returns 0 and its id (>= 0), BITNET_EBUSY when the
+ * engine has no free sequence, BITNET_EPARAM for a bad request (empty
+ * prompt, bad sampling, prompt longer than the context) or -ENOMEM, with a
+ * message in err. The callback receives every event of this generation.
+ */
+int batcher_add(batcher *b, const gen_request *req, gen_callback cb, void *user, int *id, char *err,
+                size_t err_len);
+
+/* Ends generation id at the next step boundary with GEN_FINISH_CANCELLED.
+ * Its DONE event fires inside this call. Unknown ids are ignored. */
+void batcher_cancel(batcher *b, int id);
+
+/* Generations in progress. */
+int batcher_active(const batcher *b);
+
+/* Runs one step. Returns the number of generations still active after it. */
+int batcher_step(batcher *b);
+
+#endif

@@ -1,0 +1,67 @@
+/* engine/fmat_avx2.c - float matrix products with AVX2+FMA+F16C (see fmat.h). */
+#include <immintrin.h>
+
+#include "engine/fmat.h"
+
+static inline float hsum256(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* Up to 4 activation rows at a time share each weight load. */
+static void f16_avx2(const uint16_t *w, long w_stride, long n_rows, long k_len, const float *x,
+                     int n_act, float *y, long y_stride)
+{
+    for (int t0 = 0; t0 < n_act; t0 += 4) {
+        int nt = n_act - t0 < 4 ? n_act - t0 : 4;
+        for (long r = 0; r < n_rows; r++) {
+            const uint16_t *row = w + r * w_stride;
+            __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                             _mm256_setzero_ps()};
+            long k = 0;
+            for (; k + 8 <= k_len; k += 8) {
+                __m256 wv = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(row + k)));
+                for (int j = 0; j < nt; j++)
+                    acc[j] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + (long)(t0 + j) * k_len + k),
+                                             acc[j]);
+            }
+            for (int j = 0; j < nt; j++) {
+                float s = hsum256(acc[j]);
+                for (long kk = k; kk < k_len; kk++)
+                    s += _cvtsh_ss(row[kk]) * x[(long)(t0 + j) * k_len + kk];
+                y[(long)(t0 + j) * y_stride + r] = s;
+            }
+        }
+    }
+}
+
+static void f32_avx2(const float *w, long w_stride, long n_rows, long k_len, const float *x,
+                     int n_act, float *y, long y_stride)
+{
+    for (int t0 = 0; t0 < n_act; t0 += 4) {
+        int nt = n_act - t0 < 4 ? n_act - t0 : 4;
+        for (long r = 0; r < n_rows; r++) {
+            const float *row = w + r * w_stride;
+            __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                             _mm256_setzero_ps()};
+            long k = 0;
+            for (; k + 8 <= k_len; k += 8) {
+                __m256 wv = _mm256_loadu_ps(row + k);
+                for (int j = 0; j < nt; j++)
+                    acc[j] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + (long)(t0 + j) * k_len + k),
+                                             acc[j]);
+            }
+            for (int j = 0; j < nt; j++) {
+                float s = hsum256(acc[j]);
+                for (long kk = k; kk < k_len; kk++)
+                    s += row[kk] * x[(long)(t0 + j) * k_len + kk];
+                y[(long)(t0 + j) * y_stride + r] = s;
+            }
+        }
+    }
+}
+
+const struct fmat_ops fmat_avx2 = {"avx2", f16_avx2, f32_avx2};
