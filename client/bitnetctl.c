@@ -10,10 +10,17 @@
 #include "client/ctl.h"
 
 static const struct ctl_command commands[] = {
-    {"capabilities", cmd_capabilities, "",
-     "show what this build and machine can do (CPU, kernels, backends)"},
+    {"analyze-library", cmd_analyze_library, "PATH",
+     "what a shared library is: needed libraries, symbols, CUDA, kernels, formats"},
+    {"call", cmd_call, "METHOD [JSON]",
+     "call a daemon method, print the replies (--more: stream, --oneway: no reply)"},
+    {"capabilities", cmd_capabilities, "[--local]",
+     "show what the daemon (or, unreachable or --local, this build) can do on this machine"},
+    {"inspect", cmd_inspect, "FILE",
+     "show a GGUF model file: architecture, shapes, tensors, kernels; validate it"},
     {"kernels", cmd_kernels, "[ID]",
      "list every kernel id (compiled, supported, available), or check one"},
+    {"status", cmd_status, "", "show what the daemon is doing: uptime, connections, jobs, models"},
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 

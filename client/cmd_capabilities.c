@@ -1,11 +1,38 @@
 /*
  * client/cmd_capabilities.c - `bitnetctl capabilities`: what this build and
- * machine can do. Until the daemon exists it reports the local registry.
+ * machine can do.
+ *
+ * The report comes from the daemon (io.bitnetd.Query.GetCapabilities) when it
+ * is reachable, since that is what serves requests. When it is not, or with
+ * --local, or when $BITNET_SIMD is set (which only this process would
+ * honour), bitnetctl builds the same report from its own copy of the
+ * registry; falling back says so on stderr.
  */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
+#include "bitnet/client.h"
 #include "client/ctl.h"
 #include "protocol/report.h"
+
+/* Asks the daemon; returns NULL (after a note on stderr) when it cannot. */
+static json_t *daemon_capabilities(const struct ctl_options *opts)
+{
+    bitnet_client *client;
+    json_t *caps = NULL;
+    if (ctl_connect(opts, &client, true) != CTL_EXIT_OK) {
+        fprintf(stderr, "bitnetctl: bitnetd is not reachable; showing this build's local "
+                        "report (--local skips the daemon)\n");
+        return NULL;
+    }
+    if (ctl_call(client, "io.bitnetd.Query.GetCapabilities", NULL, &caps) != CTL_EXIT_OK) {
+        fprintf(stderr, "bitnetctl: showing this build's local report instead\n");
+        caps = NULL;
+    }
+    bitnet_client_close(client);
+    return caps;
+}
 
 static void print_features(json_t *features)
 {
@@ -23,11 +50,17 @@ static void print_features(json_t *features)
 
 int cmd_capabilities(const struct ctl_options *opts, int argc, char **argv)
 {
-    if (argc > 0) {
-        fprintf(stderr, "bitnetctl capabilities: unexpected argument '%s'\n", argv[0]);
-        return CTL_EXIT_USAGE;
+    bool local = getenv("BITNET_SIMD") != NULL;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--local") != 0) {
+            fprintf(stderr, "bitnetctl capabilities: unexpected argument '%s'\n", argv[i]);
+            return CTL_EXIT_USAGE;
+        }
+        local = true;
     }
-    json_t *caps = report_capabilities(NULL);
+    json_t *caps = local ? NULL : daemon_capabilities(opts);
+    if (!caps)
+        caps = report_capabilities(NULL);
     if (opts->json) {
         ctl_print_json(caps);
         json_decref(caps);

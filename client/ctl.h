@@ -31,8 +31,26 @@ struct ctl_command {
 /* Prints a JSON value to stdout, indented, followed by a newline. */
 void ctl_print_json(json_t *value);
 
+/* ---- talking to bitnetd (ctl_daemon.c) ---- */
+
+struct bitnet_client;
+
+/* Connects to the daemon at opts->socket (NULL: $BITNETD_SOCKET or the
+ * default). Returns CTL_EXIT_OK, or CTL_EXIT_UNAVAILABLE after printing why
+ * unless quiet. */
+int ctl_connect(const struct ctl_options *opts, struct bitnet_client **out, bool quiet);
+
+/* Calls method with parameters (borrowed, NULL for {}) and parses the reply
+ * into *reply. Returns CTL_EXIT_OK, CTL_EXIT_FAILURE after printing the
+ * daemon's error, or CTL_EXIT_UNAVAILABLE when the connection broke. */
+int ctl_call(struct bitnet_client *client, const char *method, json_t *parameters, json_t **reply);
+
 /* Subcommands, one file each. */
 int cmd_kernels(const struct ctl_options *opts, int argc, char **argv);
 int cmd_capabilities(const struct ctl_options *opts, int argc, char **argv);
+int cmd_status(const struct ctl_options *opts, int argc, char **argv);
+int cmd_call(const struct ctl_options *opts, int argc, char **argv);
+int cmd_analyze_library(const struct ctl_options *opts, int argc, char **argv);
+int cmd_inspect(const struct ctl_options *opts, int argc, char **argv);
 
 #endif

@@ -1,0 +1,294 @@
+/*
+ * daemon/dispatch.c - the method table: which calls bitnetd answers, the
+ * parameters each takes, who may call it, and the handlers.
+ *
+ * Every method listed in a protocol/ *.varlink file has an entry here, and
+ * nothing else does (tests/integration checks both directions).
+ */
+#include <errno.h>
+#include <grp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bitnet/config.h"
+#include "bitnet/kernels.h"
+#include "daemon/log.h"
+#include "daemon/server.h"
+#include "protocol/report.h"
+
+#ifndef BITNETD_URL
+#define BITNETD_URL ""
+#endif
+
+enum param_type { PT_STRING, PT_INT, PT_BOOL };
+
+struct param {
+    const char *name;
+    enum param_type type;
+    bool required; /* else nullable: absent and null mean the same */
+};
+
+struct method {
+    const char *name;           /* "interface.Method" */
+    const struct param *params; /* terminated by a NULL name */
+    bool admin;                 /* only root, bitnetd's user, the admin group */
+    void (*run)(struct conn *c, const struct varlink_call *call);
+};
+
+/* Sends an error whose parameters are {key: value}. */
+static void error_with(struct conn *c, const char *error, const char *key, json_t *value)
+{
+    json_t *p = json_object();
+    if (p)
+        json_object_set_new(p, key, value);
+    else
+        json_decref(value);
+    conn_error(c, error, p);
+    json_decref(p);
+}
+
+/* Sends the last reply and releases parameters (which may be NULL for {}). */
+static void reply_new(struct conn *c, json_t *parameters)
+{
+    conn_reply(c, parameters, false);
+    json_decref(parameters);
+}
+
+/* ---- org.varlink.service ---- */
+
+static void get_info(struct conn *c, const struct varlink_call *call)
+{
+    size_t n;
+    const struct varlink_interface *ifs = varlink_interfaces(&n);
+    json_t *names = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(names, json_string(ifs[i].name));
+    reply_new(c, json_pack("{s:s, s:s, s:s, s:s, s:o}", "vendor", "bitnetd", "product",
+                           "bitnetd ternary LLM daemon", "version", BITNET_VERSION, "url",
+                           BITNETD_URL, "interfaces", names));
+}
+
+static void get_interface_description(struct conn *c, const struct varlink_call *call)
+{
+    const char *name = json_string_value(json_object_get(call->parameters, "interface"));
+    const struct varlink_interface *iface = varlink_interface_find(name);
+    if (!iface) {
+        error_with(c, "org.varlink.service.InterfaceNotFound", "interface", json_string(name));
+        return;
+    }
+    reply_new(c, json_pack("{s:s}", "description", iface->description));
+}
+
+/* ---- io.bitnetd.Query ---- */
+
+static void get_status(struct conn *c, const struct varlink_call *call)
+{
+    struct server *s = c->srv;
+    const struct config *cfg = &s->cfg;
+    const bitnet_cpu_features *cpu = bitnet_cpu_features_get();
+    json_t *limits = json_pack(
+        "{s:I, s:I, s:I, s:I, s:I}", "max_message_size", (json_int_t)cfg->max_message_size,
+        "max_connections", (json_int_t)cfg->max_connections, "max_connections_per_uid",
+        (json_int_t)cfg->max_connections_per_uid, "max_output_buffer",
+        (json_int_t)cfg->max_output_buffer, "idle_timeout", (json_int_t)cfg->idle_timeout);
+    reply_new(c, json_pack("{s:s, s:I, s:I, s:s, s:i, s:i, s:[], s:s, s:s, s:i, s:o}", "version",
+                           BITNET_VERSION, "pid", (json_int_t)getpid(), "uptime_seconds",
+                           (json_int_t)((uv_now(s->loop) - s->start_ms) / 1000), "status",
+                           s->status, "connections", s->n_conns, "jobs", s->jobs, "models",
+                           "backend", "native", "simd", bitnet_simd_level_name(cpu->active),
+                           "threads", s->threads, "limits", limits));
+}
+
+/* A report built on the worker thread, for a connection on the loop. */
+struct report_work {
+    struct conn *c;
+    json_t *(*build)(void);
+    json_t *result;
+};
+
+static void report_run(void *arg)
+{
+    struct report_work *w = arg;
+    w->result = w->build();
+}
+
+static void report_done(void *arg)
+{
+    struct report_work *w = arg;
+    if (w->result) {
+        conn_reply(w->c, w->result, false);
+        json_decref(w->result);
+    } else {
+        /* Out of memory: end the call (its reply is dropped) and the connection. */
+        conn_close(w->c, "out of memory");
+        conn_error(w->c, "io.bitnetd.Query.ProtocolError", NULL);
+    }
+    conn_unref(w->c);
+    free(w);
+}
+
+/* Builds a report off the loop and replies with it when it is ready; the
+ * connection takes no other call meanwhile, so replies stay in order. */
+static void run_report(struct conn *c, json_t *(*build)(void))
+{
+    struct report_work *w = calloc(1, sizeof(*w));
+    if (w) {
+        w->c = c;
+        w->build = build;
+        conn_ref(c);
+        if (work_submit(c->srv, report_run, report_done, w) == 0)
+            return;
+        conn_unref(c);
+        free(w);
+    }
+    conn_close(c, "out of memory");
+    conn_error(c, "io.bitnetd.Query.ProtocolError", NULL);
+}
+
+static json_t *build_capabilities(void)
+{
+    return report_capabilities(NULL);
+}
+
+static json_t *build_kernels(void)
+{
+    return json_pack("{s:o}", "kernels", report_kernels(NULL));
+}
+
+static void get_capabilities(struct conn *c, const struct varlink_call *call)
+{
+    run_report(c, build_capabilities);
+}
+
+static void list_kernels(struct conn *c, const struct varlink_call *call)
+{
+    run_report(c, build_kernels);
+}
+
+/* ---- io.bitnetd.Inference ---- */
+
+static void cancel(struct conn *c, const struct varlink_call *call)
+{
+    /* No job exists before the engine arrives, so every id is unknown. */
+    json_t *job = json_object_get(call->parameters, "job");
+    error_with(c, "io.bitnetd.Inference.JobNotFound", "job", json_incref(job));
+}
+
+/* ---- io.bitnetd.Admin ---- */
+
+static void reload_configuration(struct conn *c, const struct varlink_call *call)
+{
+    char err[512];
+    log_event(LOG_INFO, "reload-requested", "uid=%u pid=%d", (unsigned)c->uid, (int)c->pid);
+    if (server_reload(c->srv, err, sizeof(err)) < 0) {
+        error_with(c, "io.bitnetd.Admin.ConfigurationInvalid", "reason", json_string(err));
+        return;
+    }
+    reply_new(c, NULL);
+}
+
+/* ---- the table ---- */
+
+static const struct param no_params[] = {{NULL, PT_STRING, false}};
+static const struct param interface_param[] = {{"interface", PT_STRING, true},
+                                               {NULL, PT_STRING, false}};
+static const struct param job_param[] = {{"job", PT_INT, true}, {NULL, PT_STRING, false}};
+
+static const struct method methods[] = {
+    {"org.varlink.service.GetInfo", no_params, false, get_info},
+    {"org.varlink.service.GetInterfaceDescription", interface_param, false,
+     get_interface_description},
+    {"io.bitnetd.Query.GetStatus", no_params, false, get_status},
+    {"io.bitnetd.Query.GetCapabilities", no_params, false, get_capabilities},
+    {"io.bitnetd.Query.ListKernels", no_params, false, list_kernels},
+    {"io.bitnetd.Inference.Cancel", job_param, false, cancel},
+    {"io.bitnetd.Admin.ReloadConfiguration", no_params, true, reload_configuration},
+};
+
+bool dispatch_peer_is_admin(const struct conn *c)
+{
+    const struct server *s = c->srv;
+    if (c->uid == 0 || c->uid == geteuid())
+        return true;
+    if (!s->has_admin_gid)
+        return false;
+    if (c->gid == s->admin_gid)
+        return true;
+    for (int i = 0; i < c->n_groups; i++) {
+        if (c->groups[i] == s->admin_gid)
+            return true;
+    }
+    return false;
+}
+
+static bool type_ok(json_t *v, enum param_type t)
+{
+    switch (t) {
+    case PT_STRING:
+        return json_is_string(v);
+    case PT_INT:
+        return json_is_integer(v);
+    case PT_BOOL:
+        return json_is_boolean(v);
+    }
+    return false;
+}
+
+/* Checks call parameters against the method's list. Returns the name of the
+ * first unknown, mistyped or missing parameter, or NULL when all are fine. */
+static const char *check_params(const struct method *m, json_t *params)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(params, key, v)
+    {
+        const struct param *p = m->params;
+        while (p->name && strcmp(p->name, key) != 0)
+            p++;
+        if (!p->name)
+            return key;
+        if (json_is_null(v) ? p->required : !type_ok(v, p->type))
+            return key;
+    }
+    for (const struct param *p = m->params; p->name; p++) {
+        if (p->required && !json_object_get(params, p->name))
+            return p->name;
+    }
+    return NULL;
+}
+
+void dispatch_call(struct conn *c, struct varlink_call *call)
+{
+    char iface[256];
+    const char *name;
+    if (varlink_method_split(call->method, iface, sizeof(iface), &name) < 0) {
+        error_with(c, "org.varlink.service.MethodNotFound", "method", json_string(call->method));
+        return;
+    }
+    if (!varlink_interface_find(iface)) {
+        error_with(c, "org.varlink.service.InterfaceNotFound", "interface", json_string(iface));
+        return;
+    }
+    const struct method *m = NULL;
+    for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
+        if (strcmp(methods[i].name, call->method) == 0)
+            m = &methods[i];
+    }
+    if (!m) {
+        error_with(c, "org.varlink.service.MethodNotFound", "method", json_string(call->method));
+        return;
+    }
+    if (m->admin && !dispatch_peer_is_admin(c)) {
+        log_event(LOG_NOTICE, "permission-denied", "conn=%llu uid=%u pid=%d method=%s",
+                  (unsigned long long)c->id, (unsigned)c->uid, (int)c->pid, m->name);
+        conn_error(c, "io.bitnetd.Admin.PermissionDenied", NULL);
+        return;
+    }
+    const char *bad = check_params(m, call->parameters);
+    if (bad) {
+        error_with(c, "org.varlink.service.InvalidParameter", "parameter", json_string(bad));
+        return;
+    }
+    m->run(c, call);
+}

@@ -1,0 +1,33 @@
+/*
+ * daemon/limits.h - every limit on a resource a client controls, with its
+ * default. Each is a configuration key (daemon/config.c's table), documented
+ * in docs/protocol.md and `bitnetd --help`.
+ */
+#ifndef BITNETD_LIMITS_H
+#define BITNETD_LIMITS_H
+
+/* Longest message accepted, in bytes, without its NUL (key max_message_size). */
+#define LIMIT_MAX_MESSAGE_SIZE "16M"
+/* Connections served at once, in total (key max_connections). */
+#define LIMIT_MAX_CONNECTIONS "256"
+/* Connections served at once for one user id (key max_connections_per_uid). */
+#define LIMIT_MAX_CONNECTIONS_PER_UID "64"
+/* Reply bytes queued for one connection; above it the daemon stops reading
+ * that connection until the client catches up (key max_output_buffer). */
+#define LIMIT_MAX_OUTPUT_BUFFER "8M"
+/* Seconds an idle connection stays open, 0 for forever (key idle_timeout). */
+#define LIMIT_IDLE_TIMEOUT "600"
+
+/* Hard bounds the configuration may not leave. */
+#define LIMIT_MESSAGE_SIZE_MIN  1024
+#define LIMIT_MESSAGE_SIZE_MAX  (1024LL * 1024 * 1024)
+#define LIMIT_CONNECTIONS_MAX   65536
+#define LIMIT_OUTPUT_BUFFER_MIN 4096
+#define LIMIT_OUTPUT_BUFFER_MAX (4096LL * 1024 * 1024)
+#define LIMIT_IDLE_TIMEOUT_MAX  (7LL * 24 * 3600)
+#define LIMIT_THREADS_MAX       1024
+
+/* Bytes read from a socket at a time. */
+#define LIMIT_READ_CHUNK 65536
+
+#endif
