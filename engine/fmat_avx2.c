@@ -11,29 +11,63 @@ static inline float hsum256(__m256 v)
     return _mm_cvtss_f32(s);
 }
 
-/* Up to 4 activation rows at a time share each weight load. */
+/* One weight row against nt (<= 8) activation rows, each weight chunk
+ * loaded once; see fmat_avx512.c. */
+static inline __attribute__((always_inline)) void
+row_f16(const uint16_t *row, long k_len, const float *x, int nt, float *y, long y_stride)
+{
+    __m256 acc[8];
+    for (int j = 0; j < nt; j++)
+        acc[j] = _mm256_setzero_ps();
+    long k = 0;
+    for (; k + 8 <= k_len; k += 8) {
+        __m256 wv = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(row + k)));
+        for (int j = 0; j < nt; j++)
+            acc[j] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + (long)j * k_len + k), acc[j]);
+    }
+    for (int j = 0; j < nt; j++) {
+        float s = hsum256(acc[j]);
+        for (long kk = k; kk < k_len; kk++)
+            s += _cvtsh_ss(row[kk]) * x[(long)j * k_len + kk];
+        y[(long)j * y_stride] = s;
+    }
+}
+
+static inline __attribute__((always_inline)) void
+row_f32(const float *row, long k_len, const float *x, int nt, float *y, long y_stride)
+{
+    __m256 acc[8];
+    for (int j = 0; j < nt; j++)
+        acc[j] = _mm256_setzero_ps();
+    long k = 0;
+    for (; k + 8 <= k_len; k += 8) {
+        __m256 wv = _mm256_loadu_ps(row + k);
+        for (int j = 0; j < nt; j++)
+            acc[j] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + (long)j * k_len + k), acc[j]);
+    }
+    for (int j = 0; j < nt; j++) {
+        float s = hsum256(acc[j]);
+        for (long kk = k; kk < k_len; kk++)
+            s += row[kk] * x[(long)j * k_len + kk];
+        y[(long)j * y_stride] = s;
+    }
+}
+
 static void f16_avx2(const uint16_t *w, long w_stride, long n_rows, long k_len, const float *x,
                      int n_act, float *y, long y_stride)
 {
-    for (int t0 = 0; t0 < n_act; t0 += 4) {
-        int nt = n_act - t0 < 4 ? n_act - t0 : 4;
+    for (int t0 = 0; t0 < n_act; t0 += 8) {
+        int nt = n_act - t0 < 8 ? n_act - t0 : 8;
+        const float *xt = x + (long)t0 * k_len;
+        float *yt = y + (long)t0 * y_stride;
         for (long r = 0; r < n_rows; r++) {
             const uint16_t *row = w + r * w_stride;
-            __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
-                             _mm256_setzero_ps()};
-            long k = 0;
-            for (; k + 8 <= k_len; k += 8) {
-                __m256 wv = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(row + k)));
-                for (int j = 0; j < nt; j++)
-                    acc[j] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + (long)(t0 + j) * k_len + k),
-                                             acc[j]);
-            }
-            for (int j = 0; j < nt; j++) {
-                float s = hsum256(acc[j]);
-                for (long kk = k; kk < k_len; kk++)
-                    s += _cvtsh_ss(row[kk]) * x[(long)(t0 + j) * k_len + kk];
-                y[(long)(t0 + j) * y_stride + r] = s;
-            }
+            if (nt == 8)
+                row_f16(row, k_len, xt, 8, yt + r, y_stride);
+            else if (nt == 1)
+                row_f16(row, k_len, xt, 1, yt + r, y_stride);
+            else
+                row_f16(row, k_len, xt, nt, yt + r, y_stride);
         }
     }
 }
@@ -41,25 +75,16 @@ static void f16_avx2(const uint16_t *w, long w_stride, long n_rows, long k_len, 
 static void f32_avx2(const float *w, long w_stride, long n_rows, long k_len, const float *x,
                      int n_act, float *y, long y_stride)
 {
-    for (int t0 = 0; t0 < n_act; t0 += 4) {
-        int nt = n_act - t0 < 4 ? n_act - t0 : 4;
+    for (int t0 = 0; t0 < n_act; t0 += 8) {
+        int nt = n_act - t0 < 8 ? n_act - t0 : 8;
+        const float *xt = x + (long)t0 * k_len;
+        float *yt = y + (long)t0 * y_stride;
         for (long r = 0; r < n_rows; r++) {
             const float *row = w + r * w_stride;
-            __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
-                             _mm256_setzero_ps()};
-            long k = 0;
-            for (; k + 8 <= k_len; k += 8) {
-                __m256 wv = _mm256_loadu_ps(row + k);
-                for (int j = 0; j < nt; j++)
-                    acc[j] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + (long)(t0 + j) * k_len + k),
-                                             acc[j]);
-            }
-            for (int j = 0; j < nt; j++) {
-                float s = hsum256(acc[j]);
-                for (long kk = k; kk < k_len; kk++)
-                    s += row[kk] * x[(long)(t0 + j) * k_len + kk];
-                y[(long)(t0 + j) * y_stride + r] = s;
-            }
+            if (nt == 1)
+                row_f32(row, k_len, xt, 1, yt + r, y_stride);
+            else
+                row_f32(row, k_len, xt, nt, yt + r, y_stride);
         }
     }
 }

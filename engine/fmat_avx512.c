@@ -3,29 +3,78 @@
 
 #include "engine/fmat.h"
 
-/* Up to 4 activation rows at a time share each weight load; two weight
- * rows per step keep two independent streams in flight. */
+/*
+ * One weight row against NT activation rows: each 16-wide chunk of weights
+ * is loaded (and converted) once and multiplied into NT accumulators, so a
+ * batch of up to 16 rows costs one pass over the weights. NT is a constant
+ * at every call site, which lets the compiler keep the accumulators in
+ * registers.
+ */
+static inline __attribute__((always_inline)) void
+row_f16(const uint16_t *row, long k_len, const float *x, int nt, float *y, long y_stride)
+{
+    __m512 acc[16];
+    for (int j = 0; j < nt; j++)
+        acc[j] = _mm512_setzero_ps();
+    long k = 0;
+    for (; k + 16 <= k_len; k += 16) {
+        __m512 wv = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(row + k)));
+        for (int j = 0; j < nt; j++)
+            acc[j] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(x + (long)j * k_len + k), acc[j]);
+    }
+    for (int j = 0; j < nt; j++) {
+        float s = _mm512_reduce_add_ps(acc[j]);
+        for (long kk = k; kk < k_len; kk++)
+            s += _cvtsh_ss(row[kk]) * x[(long)j * k_len + kk];
+        y[(long)j * y_stride] = s;
+    }
+}
+
+static inline __attribute__((always_inline)) void
+row_f32(const float *row, long k_len, const float *x, int nt, float *y, long y_stride)
+{
+    __m512 acc[16];
+    for (int j = 0; j < nt; j++)
+        acc[j] = _mm512_setzero_ps();
+    long k = 0;
+    for (; k + 16 <= k_len; k += 16) {
+        __m512 wv = _mm512_loadu_ps(row + k);
+        for (int j = 0; j < nt; j++)
+            acc[j] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(x + (long)j * k_len + k), acc[j]);
+    }
+    for (int j = 0; j < nt; j++) {
+        float s = _mm512_reduce_add_ps(acc[j]);
+        for (long kk = k; kk < k_len; kk++)
+            s += row[kk] * x[(long)j * k_len + kk];
+        y[(long)j * y_stride] = s;
+    }
+}
+
 static void f16_avx512(const uint16_t *w, long w_stride, long n_rows, long k_len, const float *x,
                        int n_act, float *y, long y_stride)
 {
-    for (int t0 = 0; t0 < n_act; t0 += 4) {
-        int nt = n_act - t0 < 4 ? n_act - t0 : 4;
+    for (int t0 = 0; t0 < n_act; t0 += 16) {
+        int nt = n_act - t0 < 16 ? n_act - t0 : 16;
+        const float *xt = x + (long)t0 * k_len;
+        float *yt = y + (long)t0 * y_stride;
         for (long r = 0; r < n_rows; r++) {
             const uint16_t *row = w + r * w_stride;
-            __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
-                             _mm512_setzero_ps()};
-            long k = 0;
-            for (; k + 16 <= k_len; k += 16) {
-                __m512 wv = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(row + k)));
-                for (int j = 0; j < nt; j++)
-                    acc[j] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(x + (long)(t0 + j) * k_len + k),
-                                             acc[j]);
-            }
-            for (int j = 0; j < nt; j++) {
-                float s = _mm512_reduce_add_ps(acc[j]);
-                for (long kk = k; kk < k_len; kk++)
-                    s += _cvtsh_ss(row[kk]) * x[(long)(t0 + j) * k_len + kk];
-                y[(long)(t0 + j) * y_stride + r] = s;
+            switch (nt) {
+            case 16:
+                row_f16(row, k_len, xt, 16, yt + r, y_stride);
+                break;
+            case 8:
+                row_f16(row, k_len, xt, 8, yt + r, y_stride);
+                break;
+            case 4:
+                row_f16(row, k_len, xt, 4, yt + r, y_stride);
+                break;
+            case 1:
+                row_f16(row, k_len, xt, 1, yt + r, y_stride);
+                break;
+            default:
+                row_f16(row, k_len, xt, nt, yt + r, y_stride);
+                break;
             }
         }
     }
@@ -34,25 +83,16 @@ static void f16_avx512(const uint16_t *w, long w_stride, long n_rows, long k_len
 static void f32_avx512(const float *w, long w_stride, long n_rows, long k_len, const float *x,
                        int n_act, float *y, long y_stride)
 {
-    for (int t0 = 0; t0 < n_act; t0 += 4) {
-        int nt = n_act - t0 < 4 ? n_act - t0 : 4;
+    for (int t0 = 0; t0 < n_act; t0 += 16) {
+        int nt = n_act - t0 < 16 ? n_act - t0 : 16;
+        const float *xt = x + (long)t0 * k_len;
+        float *yt = y + (long)t0 * y_stride;
         for (long r = 0; r < n_rows; r++) {
             const float *row = w + r * w_stride;
-            __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
-                             _mm512_setzero_ps()};
-            long k = 0;
-            for (; k + 16 <= k_len; k += 16) {
-                __m512 wv = _mm512_loadu_ps(row + k);
-                for (int j = 0; j < nt; j++)
-                    acc[j] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(x + (long)(t0 + j) * k_len + k),
-                                             acc[j]);
-            }
-            for (int j = 0; j < nt; j++) {
-                float s = _mm512_reduce_add_ps(acc[j]);
-                for (long kk = k; kk < k_len; kk++)
-                    s += row[kk] * x[(long)(t0 + j) * k_len + kk];
-                y[(long)(t0 + j) * y_stride + r] = s;
-            }
+            if (nt == 1)
+                row_f32(row, k_len, xt, 1, yt + r, y_stride);
+            else
+                row_f32(row, k_len, xt, nt, yt + r, y_stride);
         }
     }
 }
