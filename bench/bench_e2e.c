@@ -26,7 +26,7 @@
 #define MAX_LIST 8
 
 struct opts {
-    const char *model, *llama_model, *backends, *out;
+    const char *model, *llama_model, *backends, *out, *lm_head;
     int threads[MAX_LIST], n_threads;
     int pp[MAX_LIST], n_pp;
     int tg;
@@ -95,7 +95,7 @@ static void usage(void)
     fprintf(stderr,
             "Usage: bench-e2e --model FILE [--llama-model FILE --backends DIR] [--threads 1,2]\n"
             "                 [--pp 128,512] [--tg 128] [--seqs 1,4,8,16] [--runs 5]\n"
-            "                 [--bw-mib 1024] [--out REPORT.md]\n");
+            "                 [--bw-mib 1024] [--lm-head native|q8_0] [--out REPORT.md]\n");
     exit(2);
 }
 
@@ -115,6 +115,8 @@ static void parse(int argc, char **argv, struct opts *o)
             o->llama_model = v;
         else if (!strcmp(a, "--backends"))
             o->backends = v;
+        else if (!strcmp(a, "--lm-head"))
+            o->lm_head = v;
         else if (!strcmp(a, "--out"))
             o->out = v;
         else if (!strcmp(a, "--threads"))
@@ -228,7 +230,8 @@ static int bench_ours(const struct opts *o, int threads, struct result *r, uint6
     int max_seqs = 1;
     for (int i = 0; i < o->n_seqs; i++)
         max_seqs = o->seqs[i] > max_seqs ? o->seqs[i] : max_seqs;
-    engine_opts eo = {.n_threads = threads, .n_seq_max = max_seqs, .n_ctx = max_pp + 64};
+    engine_opts eo = {
+        .n_threads = threads, .n_seq_max = max_seqs, .n_ctx = max_pp + 64, .lm_head = o->lm_head};
     double t0 = now_ms();
     engine *e;
     if (engine_new(o->model, &eo, &e, err, sizeof(err))) {

@@ -23,7 +23,7 @@
 #include "engine/pool.h"
 
 /* How one weight matrix is multiplied. */
-enum wmat_kind { WMAT_TERNARY, WMAT_F16, WMAT_F32 };
+enum wmat_kind { WMAT_TERNARY, WMAT_F16, WMAT_F32, WMAT_Q8_0 };
 
 /* One weight matrix ready for compute: n_rows outputs of k inputs. */
 struct wmat {
@@ -66,7 +66,8 @@ struct engine {
     const uint8_t *embd; /* token_embd rows */
     int embd_type;       /* GGUF_DTYPE_F16 or F32 */
     size_t embd_row_bytes;
-    struct wmat head; /* the LM head: token_embd (tied) or output.weight */
+    struct wmat head;   /* the LM head: token_embd (tied) or output.weight */
+    uint8_t *head_copy; /* the in-memory Q8_0 LM head, when asked for */
     const float *out_norm;
 
     const bitnet_kernel *kernel; /* for WMAT_TERNARY */
@@ -327,6 +328,64 @@ static int ensure_batch(engine *e, int n)
     return 0;
 }
 
+/* Quantizes the LM head rows [ith share] from the file's F16/F32 to Q8_0. */
+struct head_q8_task {
+    engine *e;
+    struct wmat src;
+    int failed;
+};
+
+static void head_q8_task_run(void *ctx, int ith, int nth)
+{
+    struct head_q8_task *ht = ctx;
+    engine *e = ht->e;
+    float *row = malloc(sizeof(float) * (size_t)ht->src.k);
+    if (!row) {
+        ht->failed = 1;
+        return;
+    }
+    long b, end;
+    pool_split(ht->src.n_rows, ith, nth, 64, &b, &end);
+    for (long r = b; r < end; r++) {
+        const uint8_t *in = ht->src.data + (size_t)r * ht->src.row_bytes;
+        for (long i = 0; i < ht->src.k; i++) {
+            if (ht->src.kind == WMAT_F16) {
+                uint16_t h;
+                memcpy(&h, in + 2 * i, 2);
+                row[i] = f16_to_f32(h);
+            } else {
+                memcpy(&row[i], in + 4 * i, 4);
+            }
+        }
+        fmat_quantize_q8_0(row, ht->src.k, e->head_copy + (size_t)r * e->head.row_bytes);
+    }
+    free(row);
+}
+
+/* Replaces the LM head by an in-memory Q8_0 copy (engine_opts.lm_head). */
+static int build_head_q8_0(engine *e, char *err, size_t err_len)
+{
+    if (e->head.k % FMAT_Q8_0_BLOCK) {
+        snprintf(err, err_len, "a Q8_0 LM head needs n_embd divisible by 32 (it is %ld)",
+                 e->head.k);
+        return BITNET_EPARAM;
+    }
+    struct head_q8_task ht = {e, e->head, 0};
+    size_t rb = (size_t)e->head.k / FMAT_Q8_0_BLOCK * FMAT_Q8_0_BYTES;
+    e->head_copy = malloc(rb * (size_t)e->head.n_rows);
+    if (!e->head_copy)
+        return -ENOMEM;
+    e->head.kind = WMAT_Q8_0;
+    e->head.row_bytes = rb;
+    e->head.data = e->head_copy;
+    pool_run(e->pool, head_q8_task_run, &ht);
+    if (ht.failed)
+        return -ENOMEM;
+    snprintf(e->lm_head_desc, sizeof(e->lm_head_desc), "q8_0 (in-memory copy of %s) fmat.%s",
+             e->meta->output ? "output.weight" : "token_embd", e->fmat->name);
+    return 0;
+}
+
 int engine_new(const char *path, const engine_opts *opts, engine **out, char *err, size_t err_len)
 {
     engine *e = calloc(1, sizeof(*e));
@@ -344,6 +403,14 @@ int engine_new(const char *path, const engine_opts *opts, engine **out, char *er
         if (rc)
             snprintf(err, err_len, "cannot start %d compute threads: %s", n_threads,
                      bitnet_strerror(rc));
+    }
+    if (!rc && opts && opts->lm_head && strcmp(opts->lm_head, "native") != 0) {
+        if (strcmp(opts->lm_head, "q8_0") == 0) {
+            rc = build_head_q8_0(e, err, err_len);
+        } else {
+            snprintf(err, err_len, "unknown LM head '%s' (native or q8_0)", opts->lm_head);
+            rc = BITNET_EPARAM;
+        }
     }
     e->n_seq_max = opts && opts->n_seq_max > 0 ? opts->n_seq_max : 1;
     if (!rc) {
@@ -391,6 +458,7 @@ void engine_free(engine *e)
     }
     free(e->seqs);
     free(e->layers);
+    free(e->head_copy);
     float *bufs[] = {e->x, e->h, e->q, e->attn, e->tmp, e->ff_g, e->ff_u, e->kx, e->vx, e->scores};
     for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++)
         free(bufs[i]);
@@ -496,6 +564,9 @@ static void wmat_rows(const engine *e, const struct wmat *m, long r0, long r1, c
     } else if (m->kind == WMAT_F16) {
         e->fmat->f16((const uint16_t *)m->data + (size_t)r0 * (size_t)m->k, m->k, r1 - r0, m->k, x,
                      n_tok, y + r0, y_stride);
+    } else if (m->kind == WMAT_Q8_0) {
+        e->fmat->q8_0(m->data + (size_t)r0 * m->row_bytes, (long)m->row_bytes, r1 - r0, m->k, x,
+                      n_tok, y + r0, y_stride);
     } else {
         e->fmat->f32((const float *)m->data + (size_t)r0 * (size_t)m->k, m->k, r1 - r0, m->k, x,
                      n_tok, y + r0, y_stride);
@@ -606,6 +677,89 @@ static void head_task_run(void *ctx, int ith, int nth)
     wmat_rows(ht->e, &ht->e->head, b, end, ht->x, ht->n, ht->logits, ht->e->head.n_rows);
 }
 
+/* The elementwise work between the matrix products, one token at a time:
+ * split across the pool for batches, inline for a single token (a barrier
+ * costs more than the work). */
+enum tok_stage {
+    TOK_ATTN_IN,  /* h = rmsnorm(x) * attn_norm */
+    TOK_ROPE_KV,  /* rotate q and k, store k and v in the sequence's cache */
+    TOK_ATTN_OUT, /* attn = rmsnorm(attn) * attn_sub_norm */
+    TOK_FFN_IN,   /* x += attention output; h = rmsnorm(x) * ffn_norm */
+    TOK_FFN_ACT,  /* g = act(g) * u; g = rmsnorm(g) * ffn_sub_norm */
+    TOK_RESIDUAL  /* x += FFN output */
+};
+
+struct tok_task {
+    engine *e;
+    const struct layer *L;
+    const engine_batch *b;
+    int layer;
+    enum tok_stage stage;
+};
+
+static void tok_stage_one(const struct tok_task *tt, int t)
+{
+    engine *e = tt->e;
+    const struct layer *L = tt->L;
+    const size_t D = (size_t)e->n_embd, F = (size_t)e->n_ff, KV = (size_t)e->kv_dim;
+    float *x = e->x + t * D, *h = e->h + t * D;
+    switch (tt->stage) {
+    case TOK_ATTN_IN:
+        op_rmsnorm(h, x, L->attn_norm, (int)D, e->eps);
+        break;
+    case TOK_ROPE_KV: {
+        int pos = e->tok_pos[t];
+        float *qt = e->q + t * D, *kt = e->kx + t * KV;
+        op_rope(qt, e->n_head, e->head_dim, e->n_rot, pos, e->rope_base, e->rope_scale,
+                e->rope_freqs, e->rope_neox);
+        op_rope(kt, e->n_head_kv, e->head_dim, e->n_rot, pos, e->rope_base, e->rope_scale,
+                e->rope_freqs, e->rope_neox);
+        struct seq *sq = &e->seqs[tt->b->seq[t]];
+        size_t off = ((size_t)tt->layer * (size_t)e->n_ctx + (size_t)pos) * KV;
+        memcpy(sq->k + off, kt, sizeof(float) * KV);
+        memcpy(sq->v + off, e->vx + t * KV, sizeof(float) * KV);
+        break;
+    }
+    case TOK_ATTN_OUT:
+        op_rmsnorm(e->attn + t * D, e->attn + t * D, L->attn_sub_norm, (int)D, e->eps);
+        break;
+    case TOK_FFN_IN:
+        op_axpy(x, 1.0f, e->tmp + t * D, (int)D);
+        op_rmsnorm(h, x, L->ffn_norm, (int)D, e->eps);
+        break;
+    case TOK_FFN_ACT: {
+        float *g = e->ff_g + t * F;
+        if (e->relu2)
+            op_relu2_mul(g, e->ff_u + t * F, (int)F);
+        else
+            op_silu_mul(g, e->ff_u + t * F, (int)F);
+        op_rmsnorm(g, g, L->ffn_sub_norm, (int)F, e->eps);
+        break;
+    }
+    case TOK_RESIDUAL:
+        op_axpy(x, 1.0f, e->tmp + t * D, (int)D);
+        break;
+    }
+}
+
+static void tok_task_run(void *ctx, int ith, int nth)
+{
+    const struct tok_task *tt = ctx;
+    long b, end;
+    pool_split(tt->b->n, ith, nth, 1, &b, &end);
+    for (long t = b; t < end; t++)
+        tok_stage_one(tt, (int)t);
+}
+
+static void per_token(engine *e, struct tok_task *tt, enum tok_stage stage)
+{
+    tt->stage = stage;
+    if (tt->b->n == 1)
+        tok_task_run(tt, 0, 1);
+    else
+        pool_run(e->pool, tok_task_run, tt);
+}
+
 /* ---- the forward pass -------------------------------------------------- */
 
 static void embed(engine *e, int32_t tok, float *out)
@@ -661,62 +815,38 @@ int engine_eval(engine *e, const engine_batch *b, float *out_logits, char *err, 
     rc = check_batch(e, b, err, err_len);
     if (rc)
         return rc;
-    const int n = b->n, D = e->n_embd, F = e->n_ff, KV = e->kv_dim;
+    const int n = b->n, D = e->n_embd;
 
     for (int t = 0; t < n; t++)
         embed(e, b->tokens[t], e->x + (size_t)t * D);
 
     for (int l = 0; l < e->n_layer; l++) {
         const struct layer *L = &e->layers[l];
+        struct tok_task tt = {e, L, b, l, TOK_ATTN_IN};
 
         /* Attention block. */
-        for (int t = 0; t < n; t++)
-            op_rmsnorm(e->h + (size_t)t * D, e->x + (size_t)t * D, L->attn_norm, D, e->eps);
+        per_token(e, &tt, TOK_ATTN_IN);
         const struct wmat *qkv[3] = {&L->q, &L->k, &L->v};
         float *qkv_out[3] = {e->q, e->kx, e->vx};
         matmul(e, 3, qkv, qkv_out, e->h, n);
-        for (int t = 0; t < n; t++) {
-            int pos = e->tok_pos[t];
-            float *qt = e->q + (size_t)t * D, *kt = e->kx + (size_t)t * KV;
-            op_rope(qt, e->n_head, e->head_dim, e->n_rot, pos, e->rope_base, e->rope_scale,
-                    e->rope_freqs, e->rope_neox);
-            op_rope(kt, e->n_head_kv, e->head_dim, e->n_rot, pos, e->rope_base, e->rope_scale,
-                    e->rope_freqs, e->rope_neox);
-            struct seq *sq = &e->seqs[b->seq[t]];
-            size_t off = ((size_t)l * (size_t)e->n_ctx + (size_t)pos) * (size_t)KV;
-            memcpy(sq->k + off, kt, sizeof(float) * (size_t)KV);
-            memcpy(sq->v + off, e->vx + (size_t)t * KV, sizeof(float) * (size_t)KV);
-        }
+        per_token(e, &tt, TOK_ROPE_KV);
         struct attn_task at = {e, l, b};
         pool_run(e->pool, attn_task_run, &at);
-        for (int t = 0; t < n; t++)
-            op_rmsnorm(e->attn + (size_t)t * D, e->attn + (size_t)t * D, L->attn_sub_norm, D,
-                       e->eps);
+        per_token(e, &tt, TOK_ATTN_OUT);
         const struct wmat *wo[1] = {&L->o};
         float *o_out[1] = {e->tmp};
         matmul(e, 1, wo, o_out, e->attn, n);
-        for (int t = 0; t < n; t++)
-            op_axpy(e->x + (size_t)t * D, 1.0f, e->tmp + (size_t)t * D, D);
 
         /* Feed-forward block. */
-        for (int t = 0; t < n; t++)
-            op_rmsnorm(e->h + (size_t)t * D, e->x + (size_t)t * D, L->ffn_norm, D, e->eps);
+        per_token(e, &tt, TOK_FFN_IN);
         const struct wmat *gu[2] = {&L->gate, &L->up};
         float *gu_out[2] = {e->ff_g, e->ff_u};
         matmul(e, 2, gu, gu_out, e->h, n);
-        for (int t = 0; t < n; t++) {
-            float *g = e->ff_g + (size_t)t * F;
-            if (e->relu2)
-                op_relu2_mul(g, e->ff_u + (size_t)t * F, F);
-            else
-                op_silu_mul(g, e->ff_u + (size_t)t * F, F);
-            op_rmsnorm(g, g, L->ffn_sub_norm, F, e->eps);
-        }
+        per_token(e, &tt, TOK_FFN_ACT);
         const struct wmat *wd[1] = {&L->down};
         float *d_out[1] = {e->tmp};
         matmul(e, 1, wd, d_out, e->ff_g, n);
-        for (int t = 0; t < n; t++)
-            op_axpy(e->x + (size_t)t * D, 1.0f, e->tmp + (size_t)t * D, D);
+        per_token(e, &tt, TOK_RESIDUAL);
     }
 
     for (int t = 0; t < n; t++)

@@ -26,6 +26,10 @@ typedef struct engine_opts {
     int n_seq_max;      /* sequences that may exist at once; <= 0: 1 */
     int n_ctx;          /* positions per sequence; <= 0: the model's, capped at 4096 */
     const char *kernel; /* a kernel id to force, or NULL for the registry's choice */
+    /* The LM head: NULL or "native" uses the file's tensor as stored;
+     * "q8_0" multiplies with an in-memory Q8_0 copy made at load (about half
+     * the bytes of an F16 head read per token; logits change slightly). */
+    const char *lm_head;
 } engine_opts;
 
 typedef struct engine engine;

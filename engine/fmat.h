@@ -22,11 +22,27 @@ typedef void (*fmat_f16_fn)(const uint16_t *w, long w_stride, long n_rows, long 
 typedef void (*fmat_f32_fn)(const float *w, long w_stride, long n_rows, long k_len, const float *x,
                             int n_act, float *y, long y_stride);
 
+/*
+ * Q8_0 weights (blocks of 32: f16 scale then 32 int8, 34 bytes, as llama.cpp
+ * stores them) against float activations: w_stride is in bytes, k_len a
+ * multiple of 32. Used for the optional in-memory copy of the LM head.
+ */
+typedef void (*fmat_q8_0_fn)(const uint8_t *w, long w_stride, long n_rows, long k_len,
+                             const float *x, int n_act, float *y, long y_stride);
+
+#define FMAT_Q8_0_BLOCK 32
+#define FMAT_Q8_0_BYTES 34
+
 struct fmat_ops {
     const char *name; /* "scalar", "avx2", "avx512" */
     fmat_f16_fn f16;
     fmat_f32_fn f32;
+    fmat_q8_0_fn q8_0;
 };
+
+/* Quantizes k floats (k % 32 == 0) to Q8_0 as llama.cpp's reference does:
+ * d = max|x| / 127, q = round(x / d) (half away from zero). */
+void fmat_quantize_q8_0(const float *x, long k, uint8_t *out);
 
 /* The best implementation for this CPU (respecting BITNET_SIMD). */
 const struct fmat_ops *fmat_select(void);

@@ -1,5 +1,6 @@
 /* engine/fmat_avx2.c - float matrix products with AVX2+FMA+F16C (see fmat.h). */
 #include <immintrin.h>
+#include <string.h>
 
 #include "engine/fmat.h"
 
@@ -89,4 +90,49 @@ static void f32_avx2(const float *w, long w_stride, long n_rows, long k_len, con
     }
 }
 
-const struct fmat_ops fmat_avx2 = {"avx2", f16_avx2, f32_avx2};
+/* Q8_0 weights; see fmat_avx512.c. */
+static inline __attribute__((always_inline)) void
+row_q8_0(const uint8_t *row, long k_len, const float *x, int nt, float *y, long y_stride)
+{
+    __m256 acc[4];
+    for (int j = 0; j < nt; j++)
+        acc[j] = _mm256_setzero_ps();
+    for (long b = 0; b < k_len / FMAT_Q8_0_BLOCK; b++) {
+        const uint8_t *blk = row + b * FMAT_Q8_0_BYTES;
+        uint16_t dh;
+        memcpy(&dh, blk, 2);
+        __m256 d = _mm256_set1_ps(_cvtsh_ss(dh));
+        __m256 wv[4];
+        for (int i = 0; i < 4; i++)
+            wv[i] = _mm256_cvtepi32_ps(
+                _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(blk + 2 + 8 * i))));
+        for (int j = 0; j < nt; j++) {
+            const float *xb = x + (long)j * k_len + b * FMAT_Q8_0_BLOCK;
+            __m256 s = _mm256_mul_ps(wv[0], _mm256_loadu_ps(xb));
+            for (int i = 1; i < 4; i++)
+                s = _mm256_fmadd_ps(wv[i], _mm256_loadu_ps(xb + 8 * i), s);
+            acc[j] = _mm256_fmadd_ps(s, d, acc[j]);
+        }
+    }
+    for (int j = 0; j < nt; j++)
+        y[(long)j * y_stride] = hsum256(acc[j]);
+}
+
+static void q8_0_avx2(const uint8_t *w, long w_stride, long n_rows, long k_len, const float *x,
+                      int n_act, float *y, long y_stride)
+{
+    for (int t0 = 0; t0 < n_act; t0 += 4) {
+        int nt = n_act - t0 < 4 ? n_act - t0 : 4;
+        const float *xt = x + (long)t0 * k_len;
+        float *yt = y + (long)t0 * y_stride;
+        for (long r = 0; r < n_rows; r++) {
+            const uint8_t *row = w + r * w_stride;
+            if (nt == 1)
+                row_q8_0(row, k_len, xt, 1, yt + r, y_stride);
+            else
+                row_q8_0(row, k_len, xt, nt, yt + r, y_stride);
+        }
+    }
+}
+
+const struct fmat_ops fmat_avx2 = {"avx2", f16_avx2, f32_avx2, q8_0_avx2};

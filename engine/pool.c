@@ -13,12 +13,16 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "engine/pool.h"
 
-/* Spin iterations before sleeping; about 20-50 us on current CPUs. */
-#define POOL_SPIN 20000
+/* How long a waiting thread spins before it sleeps. Long enough to cover
+ * the gap between two operations of a forward pass, short enough that a
+ * busy machine (more runnable threads than cores) does not lose whole
+ * time slices to spinning while the thread it waits for is descheduled. */
+#define POOL_SPIN_NS 30000
 
 struct pool_worker {
     pool *p;
@@ -63,13 +67,28 @@ static inline void cpu_relax(void)
  * writer, which changes *addr and then reads *sleepers, issues the wake only
  * when someone may be asleep; futex_wait rechecks *addr, so no wake is lost.
  */
+static long now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000000000L + ts.tv_nsec;
+}
+
 static unsigned wait_change(_Atomic unsigned *addr, unsigned seen, _Atomic int *sleepers)
 {
-    for (int i = 0; i < POOL_SPIN; i++) {
+    long deadline = 0;
+    for (int i = 1;; i++) {
         unsigned v = atomic_load_explicit(addr, memory_order_acquire);
         if (v != seen)
             return v;
         cpu_relax();
+        if ((i & 63) == 0) {
+            long t = now_ns();
+            if (!deadline)
+                deadline = t + POOL_SPIN_NS;
+            else if (t > deadline)
+                break;
+        }
     }
     for (;;) {
         atomic_fetch_add(sleepers, 1);

@@ -24,6 +24,7 @@ struct run_opts {
     const char *system;
     const char *kernel;
     const char *dump_logits;
+    const char *lm_head;
     bool chat, json, quiet;
     int n_predict, threads, ctx;
     sampler_params sampling;
@@ -50,6 +51,7 @@ static const char usage_text[] =
     "  -t, --threads N        compute threads (default: physical cores)\n"
     "      --ctx N            context length (default: the model's, at most 4096)\n"
     "      --kernel ID        force a kernel (bitnetctl kernels lists them)\n"
+    "      --lm-head KIND     native (as stored) or q8_0 (in-memory Q8_0 copy)\n"
     "      --seed N           sampling seed (default 0)\n"
     "      --temp X           temperature; 0 = greedy (default 0)\n"
     "      --top-k N, --top-p X, --min-p X, --repeat-penalty X\n"
@@ -121,6 +123,8 @@ static int parse(int argc, char **argv, struct run_opts *o)
             o->sampling.min_p = strtof(v, NULL);
         else if (FLAG("--repeat-penalty", "--repeat-penalty"))
             o->sampling.repeat_penalty = strtof(v, NULL);
+        else if (FLAG("--lm-head", "--lm-head"))
+            o->lm_head = v;
         else if (FLAG("--dump-logits", "--dump-logits"))
             o->dump_logits = v;
         else if (FLAG("--stop", "--stop")) {
@@ -206,7 +210,11 @@ int main(int argc, char **argv)
     char err[512];
     double t0 = now_ms();
     engine *e;
-    engine_opts eo = {.n_threads = o.threads, .n_seq_max = 1, .n_ctx = o.ctx, .kernel = o.kernel};
+    engine_opts eo = {.n_threads = o.threads,
+                      .n_seq_max = 1,
+                      .n_ctx = o.ctx,
+                      .kernel = o.kernel,
+                      .lm_head = o.lm_head};
     rc = engine_new(o.model, &eo, &e, err, sizeof(err));
     if (rc) {
         fprintf(stderr, "bitnet-run: %s\n", err);

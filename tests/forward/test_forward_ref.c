@@ -535,6 +535,64 @@ START_TEST(context_overflow_is_an_error)
 }
 END_TEST
 
+/* The optional Q8_0 LM head: logits stay close to the F16 head's. */
+START_TEST(q8_0_lm_head_stays_close)
+{
+    const char *path = TEST_MODEL_DIR "/tiny-b158-i2s.gguf";
+    const int N = 64;
+    engine *e[2];
+    char err[256];
+    const char *heads[2] = {"native", "q8_0"};
+    float *logits[2];
+    int n_vocab = 0;
+    int32_t toks[64];
+    int seqs[64] = {0};
+    bool want[64];
+    for (int i = 0; i < N; i++) {
+        toks[i] = (int32_t)((i * 37) % 200);
+        want[i] = true;
+    }
+    for (int h = 0; h < 2; h++) {
+        engine_opts o = {.n_threads = 2, .n_ctx = 128, .lm_head = heads[h]};
+        ck_assert_msg(engine_new(path, &o, &e[h], err, sizeof(err)) == 0, "%s", err);
+        n_vocab = engine_get_info(e[h])->n_vocab;
+        logits[h] = malloc(sizeof(float) * (size_t)N * n_vocab);
+        int seq;
+        ck_assert_int_eq(engine_seq_new(e[h], &seq), 0);
+        engine_batch b = {N, toks, seqs, want};
+        ck_assert_msg(engine_eval(e[h], &b, logits[h], err, sizeof(err)) == 0, "%s", err);
+    }
+    ck_assert_ptr_nonnull(strstr(engine_get_info(e[1])->lm_head, "q8_0"));
+    ck_assert_uint_lt(engine_get_info(e[1])->weight_bytes, engine_get_info(e[0])->weight_bytes);
+    double min_cos = 1;
+    int agree = 0;
+    for (int p = 0; p < N; p++) {
+        double ab = 0, aa = 0, bb = 0;
+        const float *a = logits[0] + (size_t)p * n_vocab, *c = logits[1] + (size_t)p * n_vocab;
+        for (int i = 0; i < n_vocab; i++) {
+            ab += (double)a[i] * c[i];
+            aa += (double)a[i] * a[i];
+            bb += (double)c[i] * c[i];
+        }
+        double cs = ab / sqrt(aa * bb);
+        min_cos = cs < min_cos ? cs : min_cos;
+        agree += argmax_f(a, n_vocab) == argmax_f(c, n_vocab);
+    }
+    printf("q8_0 LM head vs f16: %d positions, cosine min %.6f, argmax agreement %d/%d\n", N,
+           min_cos, agree, N);
+    ck_assert_msg(min_cos >= 0.999, "cosine %.6f", min_cos);
+    ck_assert_int_ge(agree, N * 95 / 100);
+    for (int h = 0; h < 2; h++) {
+        free(logits[h]);
+        engine_free(e[h]);
+    }
+    engine_opts bad = {.n_threads = 1, .lm_head = "q4"};
+    engine *x;
+    ck_assert_int_eq(engine_new(path, &bad, &x, err, sizeof(err)), BITNET_EPARAM);
+    ck_assert_ptr_nonnull(strstr(err, "q8_0"));
+}
+END_TEST
+
 START_TEST(forced_kernel_must_match_format)
 {
     const char *path = TEST_MODEL_DIR "/tiny-b158-i2s.gguf";
@@ -562,6 +620,7 @@ int main(void)
     tcase_add_test(tc, batched_decode_equals_single);
     tcase_add_test(tc, context_overflow_is_an_error);
     tcase_add_test(tc, forced_kernel_must_match_format);
+    tcase_add_test(tc, q8_0_lm_head_stays_close);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
