@@ -253,6 +253,9 @@ static size_t weight_row_bytes(const struct engine *e, int64_t k)
         return bitnet_tq2_0_row_bytes(k);
     case BITNET_FORMAT_TQ1_0:
         return bitnet_tq1_0_row_bytes(k);
+    case BITNET_FORMAT_TL1:
+    case BITNET_FORMAT_TL2:
+        return (size_t)k / 4; /* the I2_S rows they are repacked from */
     default:
         return 0;
     }
@@ -471,7 +474,8 @@ static int collect_engines(const struct options *o, struct engine *es)
         if (k->provider != BITNET_PROVIDER_BITNETD || k->device != BITNET_DEVICE_CPU)
             continue;
         if (k->format != BITNET_FORMAT_I2S && k->format != BITNET_FORMAT_TQ2_0 &&
-            k->format != BITNET_FORMAT_TQ1_0)
+            k->format != BITNET_FORMAT_TQ1_0 && k->format != BITNET_FORMAT_TL1 &&
+            k->format != BITNET_FORMAT_TL2)
             continue;
         bitnet_kernel_status st;
         bitnet_kernel_status_get(k, NULL, &st);
@@ -580,17 +584,31 @@ int main(int argc, char **argv)
          * then timed round-robin, one repeat each per round, so that all of
          * them see the same changes in machine load. */
         int n_cfg = 0;
+        uint8_t *packed[MAX_ENGINES] = {NULL};
         for (int ei = 0; ei < n_engines; ei++) {
             const struct engine *e = &engines[ei];
             size_t wrb = weight_row_bytes(e, k);
             size_t mat = wrb * (size_t)n_rows;
+            const int n_mats = (int)((o.ws_bytes + mat - 1) / mat);
+            const uint8_t *wsrc = wbuf;
+            if (e->ops && e->ops->repack) {
+                /* Kernels with a load-time layout (tl1/tl2) get the same
+                 * I2_S matrices repacked, as one tensor of n_mats * n_rows
+                 * rows (each matrix starts on a whole 16-row tile). */
+                if (e->ops->repack(wbuf, k, (int64_t)n_mats * n_rows, &packed[ei], &wrb) != 0) {
+                    fprintf(stderr, "bench-kernels: %s: repack failed\n", e->name);
+                    return 1;
+                }
+                wsrc = packed[ei];
+                mat = wrb * (size_t)n_rows;
+            }
             for (int th = 1; th <= MAX_THREADS; th++) {
                 for (size_t bi = 0; bi < sizeof(batches) / sizeof(batches[0]); bi++) {
                     struct config *c = &configs[n_cfg++];
                     c->r = (struct run){.e = e,
-                                        .wbuf = wbuf,
+                                        .wbuf = wsrc,
                                         .mat_bytes = mat,
-                                        .n_mats = (int)((o.ws_bytes + mat - 1) / mat),
+                                        .n_mats = n_mats,
                                         .n_rows = n_rows,
                                         .k = k,
                                         .w_row_bytes = wrb,
@@ -612,6 +630,8 @@ int main(int argc, char **argv)
                 c->v[rep] = run_repeat(&c->r, c->calls);
             }
         }
+        for (int ei = 0; ei < n_engines; ei++)
+            free(packed[ei]);
         int first = n_results;
         for (int ci = 0; ci < n_cfg && n_results < MAX_RESULTS; ci++) {
             struct config *c = &configs[ci];
@@ -622,7 +642,10 @@ int main(int argc, char **argv)
             res->threads = c->r.n_threads;
             res->batch = c->r.n_act;
             res->us = median(c->v, reps) * 1e6;
-            res->gbs = (double)c->r.mat_bytes / (res->us * 1e-6) / 1e9;
+            /* Repacked layouts count the I2_S bytes they stand for. */
+            size_t counted = c->r.e->ops && c->r.e->ops->repack ? (size_t)k / 4 * (size_t)n_rows
+                                                                 : c->r.mat_bytes;
+            res->gbs = (double)counted / (res->us * 1e-6) / 1e9;
             res->bw_frac = res->gbs / bw_gbs[res->threads];
         }
         for (int i = first; i < n_results; i++) {

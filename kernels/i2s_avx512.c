@@ -22,7 +22,7 @@
 #include "kernels/i2s.h"
 
 #define MAX_R 4
-#define MAX_T 8
+#define MAX_T 4
 
 #define ALWAYS_INLINE inline __attribute__((always_inline))
 
@@ -63,6 +63,18 @@ static ALWAYS_INLINE __m256i tail_dot(const uint8_t *w, const uint8_t *act, bool
     return acc;
 }
 
+/* The lane sums of four vectors, as one vector [sum a, sum b, sum c, sum d]:
+ * about a third of the instructions of four separate reductions. */
+static ALWAYS_INLINE __m128i hsum4(__m512i a, __m512i b, __m512i c, __m512i d)
+{
+    __m256i a2 = _mm256_add_epi32(_mm512_castsi512_si256(a), _mm512_extracti64x4_epi64(a, 1));
+    __m256i b2 = _mm256_add_epi32(_mm512_castsi512_si256(b), _mm512_extracti64x4_epi64(b, 1));
+    __m256i c2 = _mm256_add_epi32(_mm512_castsi512_si256(c), _mm512_extracti64x4_epi64(c, 1));
+    __m256i d2 = _mm256_add_epi32(_mm512_castsi512_si256(d), _mm512_extracti64x4_epi64(d, 1));
+    __m256i abcd = _mm256_hadd_epi32(_mm256_hadd_epi32(a2, b2), _mm256_hadd_epi32(c2, d2));
+    return _mm_add_epi32(_mm256_castsi256_si128(abcd), _mm256_extracti128_si256(abcd, 1));
+}
+
 /*
  * The hot loop: rows r0..r0+R-1 against activation rows t0..t0+T-1 over the
  * whole of k. R, T and vnni are compile-time constants at every call site, so
@@ -93,9 +105,6 @@ static ALWAYS_INLINE void tile(const bitnet_matmul_args *a, int64_t r0, int64_t 
     for (int64_t c = 0; c < nc; c++) {
         __m512i hi[MAX_R], lo[MAX_R];
         for (int r = 0; r < R; r++) {
-#ifdef PFD
-            _mm_prefetch((const char *)(w[r] + 64 * c + PFD), _MM_HINT_T0);
-#endif
             __m512i wv = _mm512_loadu_si512((const void *)(w[r] + 64 * c));
             lo[r] = _mm512_and_si512(wv, m0f);
             hi[r] = _mm512_and_si512(_mm512_srli_epi16(wv, 4), m0f);
@@ -128,15 +137,28 @@ static ALWAYS_INLINE void tile(const bitnet_matmul_args *a, int64_t r0, int64_t 
         }
     }
 
+    /* Horizontal sums, four accumulators at a time. */
+    int32_t sumi[MAX_R * MAX_T + 3];
+    for (int i = 0; i < R * T; i += 4) {
+        __m512i v[4];
+        for (int g = 0; g < 4; g++) {
+            int r = (i + g) / T, t = (i + g) % T;
+            v[g] = _mm512_setzero_si512();
+            if (i + g < R * T) {
+                v[g] = acc[r][t];
+                if (has_tail)
+                    v[g] =
+                        _mm512_add_epi32(v[g], _mm512_zextsi256_si512(tail_dot(
+                                                   w[r] + 64 * nc, act[t] + I2S_CHUNK * nc, vnni)));
+            }
+        }
+        _mm_storeu_si128((__m128i *)&sumi[i], hsum4(v[0], v[1], v[2], v[3]));
+    }
     for (int r = 0; r < R; r++) {
         for (int t = 0; t < T; t++) {
-            int32_t sumi = _mm512_reduce_add_epi32(acc[r][t]);
-            if (has_tail) {
-                __m256i s = tail_dot(w[r] + 64 * nc, act[t] + I2S_CHUNK * nc, vnni);
-                sumi += _mm512_reduce_add_epi32(_mm512_zextsi256_si512(s));
-            }
-            a->y[(size_t)(t0 + t) * (size_t)a->y_stride + (size_t)(r0 + r * rs)] = i2s_output(
-                sumi, i2s_act_get_sum(act[t], k), i2s_act_get_scale(act[t], k), a->w_scale);
+            a->y[(size_t)(t0 + t) * (size_t)a->y_stride + (size_t)(r0 + r * rs)] =
+                i2s_output(sumi[r * T + t], i2s_act_get_sum(act[t], k),
+                           i2s_act_get_scale(act[t], k), a->w_scale);
         }
     }
 }
@@ -150,9 +172,6 @@ typedef void (*tile_fn)(const bitnet_matmul_args *a, int64_t r0, int64_t rs, int
         tile(a, r0, rs, t0, R, T, V);                                                              \
     }
 #define TILES_FOR_T(T, RV, RN) TILE_FN(RV, T, 1) TILE_FN(1, T, 1) TILE_FN(RN, T, 0) TILE_FN(1, T, 0)
-/* The same when the tile without VNNI is one row wide. */
-#define TILES_FOR_T_NARROW(T, RV) TILE_FN(RV, T, 1) TILE_FN(1, T, 1) TILE_FN(1, T, 0)
-
 /* Weight rows per tile for T activation rows: as many as the 32 zmm
  * registers hold (accumulators, nibbles, codes, constants). Without VNNI
  * each accumulator needs an int16 partner. */
@@ -160,10 +179,6 @@ TILES_FOR_T(1, 4, 4)
 TILES_FOR_T(2, 4, 2)
 TILES_FOR_T(3, 3, 2)
 TILES_FOR_T(4, 3, 2)
-TILES_FOR_T_NARROW(5, 2)
-TILES_FOR_T_NARROW(6, 2)
-TILES_FOR_T_NARROW(7, 2)
-TILES_FOR_T_NARROW(8, 2)
 
 struct tile_set {
     int rows;     /* weight rows of the wide tile */
@@ -181,8 +196,10 @@ struct tile_set {
 
 /* tiles[T - 1][0] with VNNI, [1] without. */
 static const struct tile_set tiles[MAX_T][2] = {
-    SET(1, 4, 4), SET(2, 4, 2), SET(3, 3, 2), SET(4, 3, 2),
-    SET(5, 2, 1), SET(6, 2, 1), SET(7, 2, 1), SET(8, 2, 1),
+    SET(1, 4, 4),
+    SET(2, 4, 2),
+    SET(3, 3, 2),
+    SET(4, 3, 2),
 };
 
 /* The whole product, with or without VNNI (see kernels/i2s.h). */

@@ -40,15 +40,18 @@ void i2s_scalar_quantize_act(const float *x, int64_t k, uint8_t *act)
     i2s_act_set_trailer(act, k, scale, sum);
 }
 
-/* Decodes one 128-weight block into codes 0..2 (3 reads as 1). */
+/* Decodes one 128-weight block into codes 0..2. Code 3 reads as 1: where a
+ * field's two bits are both set, its high bit is cleared. Plain arithmetic
+ * on whole bytes, so the compiler can vectorize it. */
 static void decode_block(const uint8_t *blk, uint8_t codes[I2S_BLOCK])
 {
-    static const uint8_t fix[4] = {0, 1, 2, 1};
     for (int p = 0; p < 32; p++) {
-        codes[p] = fix[blk[p] >> 6];
-        codes[32 + p] = fix[(blk[p] >> 4) & 3];
-        codes[64 + p] = fix[(blk[p] >> 2) & 3];
-        codes[96 + p] = fix[blk[p] & 3];
+        unsigned b = blk[p];
+        b &= ~((b & (b >> 1) & 0x55u) << 1);
+        codes[p] = (uint8_t)(b >> 6);
+        codes[32 + p] = (uint8_t)((b >> 4) & 3u);
+        codes[64 + p] = (uint8_t)((b >> 2) & 3u);
+        codes[96 + p] = (uint8_t)(b & 3u);
     }
 }
 
