@@ -105,7 +105,7 @@ static void parse(int argc, char **argv, struct opts *o)
     o->n_threads = parse_list("1,2", o->threads);
     o->n_pp = parse_list("128,512", o->pp);
     o->n_seqs = parse_list("1,4,8,16", o->seqs);
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v)
             usage();
@@ -133,7 +133,6 @@ static void parse(int argc, char **argv, struct opts *o)
             o->bw_mib = (size_t)atol(v);
         else
             usage();
-        i++;
     }
     if (!o->model || o->runs < 1 || o->tg < 1)
         usage();

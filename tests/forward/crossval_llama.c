@@ -213,7 +213,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
                        .min_cos = 0.999,
                        .min_argmax = 0.99,
                        .min_greedy = 9};
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v)
@@ -242,7 +242,6 @@ static void parse_args(int argc, char **argv, struct opts *o)
             o->min_greedy = atoi(v);
         else
             die("unknown option");
-        i++;
     }
     if (!o->model || !o->texts || !o->backends)
         die("usage: crossval-llama --model M.gguf --texts T.inp --backends DIR [--positions N] "
