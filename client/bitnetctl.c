@@ -16,11 +16,20 @@ static const struct ctl_command commands[] = {
      "call a daemon method, print the replies (--more: stream, --oneway: no reply)"},
     {"capabilities", cmd_capabilities, "[--local]",
      "show what the daemon (or, unreachable or --local, this build) can do on this machine"},
+    {"generate", cmd_generate, "[OPTIONS] PROMPT",
+     "stream a generation (--chat, --system, -n, --temp, --seed, ...; Ctrl-C cancels)"},
     {"inspect", cmd_inspect, "FILE",
      "show a GGUF model file: architecture, shapes, tensors, kernels; validate it"},
     {"kernels", cmd_kernels, "[ID]",
      "list every kernel id (compiled, supported, available), or check one"},
+    {"load", cmd_load, "PATH [--name N]", "load a GGUF model into the daemon (admin)"},
+    {"models", cmd_models, "", "list the daemon's models: state, arch, weights, kernel"},
+    {"ps", cmd_ps, "", "list generation jobs: state, model, kernel, tokens"},
     {"status", cmd_status, "", "show what the daemon is doing: uptime, connections, jobs, models"},
+    {"tokenize", cmd_tokenize, "TEXT", "show a model's token ids for TEXT"},
+    {"unload", cmd_unload, "NAME", "unload a model, cancelling its jobs (admin)"},
+    {"validate-library", cmd_validate_library, "PATH [--dir DIR]...",
+     "run bitnetd's checks on a backend library and load it: what it is, or why it is refused"},
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 

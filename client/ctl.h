@@ -51,6 +51,13 @@ int cmd_capabilities(const struct ctl_options *opts, int argc, char **argv);
 int cmd_status(const struct ctl_options *opts, int argc, char **argv);
 int cmd_call(const struct ctl_options *opts, int argc, char **argv);
 int cmd_analyze_library(const struct ctl_options *opts, int argc, char **argv);
+int cmd_validate_library(const struct ctl_options *opts, int argc, char **argv);
 int cmd_inspect(const struct ctl_options *opts, int argc, char **argv);
+int cmd_generate(const struct ctl_options *opts, int argc, char **argv);
+int cmd_ps(const struct ctl_options *opts, int argc, char **argv);
+int cmd_models(const struct ctl_options *opts, int argc, char **argv);
+int cmd_load(const struct ctl_options *opts, int argc, char **argv);
+int cmd_unload(const struct ctl_options *opts, int argc, char **argv);
+int cmd_tokenize(const struct ctl_options *opts, int argc, char **argv);
 
 #endif

@@ -71,10 +71,25 @@ static const struct config_key keys[] = {
      "reply bytes queued for a slow reader before bitnetd stops reading it"},
     {"idle_timeout", NUM(KT_INT, idle_timeout), LIMIT_IDLE_TIMEOUT, 0, LIMIT_IDLE_TIMEOUT_MAX,
      IN_ALL, "SECONDS", "close connections idle this long, 0 for never"},
+    {"model", STR(model), "", 0, 0, IN_ALL, "FILE",
+     "GGUF model to load at start (repeatable; ':' separates several in the file or "
+     "environment); the first loaded is the default"},
+    {"n_seq_max", NUM(KT_INT, n_seq_max), LIMIT_N_SEQ_MAX, 1, LIMIT_SEQ_MAX, IN_ALL, "N",
+     "generations of one model batched together"},
+    {"n_ctx", NUM(KT_INT, n_ctx), "0", 0, LIMIT_CTX_MAX, IN_ALL, "N",
+     "positions per generation, 0 for the model's (at most 4096)"},
+    {"max_queued_jobs", NUM(KT_INT, max_queued_jobs), LIMIT_MAX_QUEUED_JOBS, 0,
+     LIMIT_QUEUED_JOBS_MAX, IN_ALL, "N",
+     "generations waiting per model before Generate answers QueueFull"},
+    {"max_jobs_per_uid", NUM(KT_INT, max_jobs_per_uid), LIMIT_MAX_JOBS_PER_UID, 1,
+     LIMIT_QUEUED_JOBS_MAX, IN_ALL, "N", "generation jobs one user may have queued or running"},
+    {"max_tokens", NUM(KT_INT, max_tokens), LIMIT_MAX_TOKENS, 1, LIMIT_TOKENS_MAX, IN_ALL, "N",
+     "the largest max_tokens one Generate may ask for"},
 };
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
 
 enum { K_SOCKET, K_CONFIG, K_USER };
+#define K_MODEL_NAME "model"
 
 /* A value as text and where it came from, for error messages. */
 struct setting {
@@ -309,6 +324,8 @@ int config_load(struct config *out, int argc, char **argv, char *err, size_t err
     struct setting args[N_KEYS] = {0}, env[N_KEYS] = {0};
     bool has_args[N_KEYS] = {0}, has_env[N_KEYS] = {0};
     char name[96];
+    /* --model may be given several times: its values are joined with ':'. */
+    char models[sizeof(((struct config *)0)->model)] = "";
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -338,6 +355,13 @@ int config_load(struct config *out, int argc, char **argv, char *err, size_t err
             args[idx].text = argv[++i];
         } else {
             return errf(err, err_len, BITNET_EPARAM, "option '%s' needs a value", a);
+        }
+        if (strcmp(k->key, K_MODEL_NAME) == 0) {
+            size_t used = strlen(models);
+            if (used + 1 + strlen(args[idx].text) >= sizeof(models))
+                return errf(err, err_len, BITNET_ELIMIT, "--model: too many models");
+            snprintf(models + used, sizeof(models) - used, "%s%s", used ? ":" : "", args[idx].text);
+            args[idx].text = models;
         }
         has_args[idx] = true;
     }

@@ -27,6 +27,12 @@ struct config {
     long long max_connections_per_uid; /* daemon/limits.h */
     long long max_output_buffer;       /* daemon/limits.h */
     long long idle_timeout;            /* seconds, 0 = none; daemon/limits.h */
+    char model[8192];                  /* models to load at start, ':'-separated */
+    long long n_seq_max;               /* generations batched together per model */
+    long long n_ctx;            /* positions per generation, 0 = the model's (at most 4096) */
+    long long max_queued_jobs;  /* jobs waiting per model; daemon/limits.h */
+    long long max_tokens;       /* largest max_tokens a Generate may ask; daemon/limits.h */
+    long long max_jobs_per_uid; /* jobs of one user at once; daemon/limits.h */
 };
 
 /* What config_load() found on the command line besides a configuration. */

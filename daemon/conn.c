@@ -8,11 +8,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/socket.h>
 
 #include "bitnet/error.h"
 #include "daemon/limits.h"
 #include "daemon/log.h"
+#include "daemon/models.h"
 #include "daemon/server.h"
 
 /* The loop is one thread, so one read buffer serves every connection: its
@@ -92,6 +94,7 @@ void conn_close(struct conn *c, const char *reason)
     s->n_conns--;
     if (c->counted)
         uid_release(s, c->uid);
+    jobs_conn_closed(c);
     log_event(LOG_DEBUG, "disconnect", "conn=%llu uid=%u reason=\"%s\"", (unsigned long long)c->id,
               (unsigned)c->uid, reason);
     uv_close((uv_handle_t *)&c->pipe, on_handle_closed);
@@ -154,6 +157,18 @@ static void touch(struct conn *c)
         uv_timer_stop(&c->idle);
 }
 
+/* True when the peer closed both directions, not only its sending side: a
+ * client that half-closes still reads its replies, one that closed does
+ * not, and its generation should stop (POLLHUP tells them apart). */
+static bool peer_gone(struct conn *c)
+{
+    uv_os_fd_t fd;
+    if (uv_fileno((uv_handle_t *)&c->pipe, &fd) < 0)
+        return true;
+    struct pollfd p = {.fd = fd, .events = 0};
+    return poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLERR));
+}
+
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
     struct conn *c = stream->data;
@@ -161,6 +176,10 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         return;
     if (nread == UV_EOF) {
         c->eof = true;
+        if (c->job && peer_gone(c)) {
+            conn_close(c, "client closed during a generation");
+            return;
+        }
         update_reading(c);
         process(c);
         return;
@@ -196,8 +215,10 @@ static void on_write(uv_write_t *req, int status)
         conn_close(c, reason);
         return;
     }
-    if (c->close_when_flushed && c->out_bytes == 0) {
-        conn_close(c, c->eof ? "client finished" : "protocol error");
+    /* A streaming call (Generate) writes while busy: close only after its
+     * last reply. */
+    if (c->close_when_flushed && !c->busy && c->out_bytes == 0) {
+        conn_close(c, c->eof ? "client finished" : "closed by the daemon");
         return;
     }
     /* A slow reader caught up: take its next calls. */

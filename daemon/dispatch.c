@@ -14,6 +14,7 @@
 #include "bitnet/config.h"
 #include "bitnet/kernels.h"
 #include "daemon/log.h"
+#include "daemon/models.h"
 #include "daemon/server.h"
 #include "protocol/report.h"
 
@@ -21,7 +22,7 @@
 #define BITNETD_URL ""
 #endif
 
-enum param_type { PT_STRING, PT_INT, PT_BOOL };
+enum param_type { PT_STRING, PT_INT, PT_BOOL, PT_NUMBER, PT_ARRAY };
 
 struct param {
     const char *name;
@@ -88,14 +89,19 @@ static void get_status(struct conn *c, const struct varlink_call *call)
     const struct config *cfg = &s->cfg;
     const bitnet_cpu_features *cpu = bitnet_cpu_features_get();
     json_t *limits = json_pack(
-        "{s:I, s:I, s:I, s:I, s:I}", "max_message_size", (json_int_t)cfg->max_message_size,
-        "max_connections", (json_int_t)cfg->max_connections, "max_connections_per_uid",
-        (json_int_t)cfg->max_connections_per_uid, "max_output_buffer",
-        (json_int_t)cfg->max_output_buffer, "idle_timeout", (json_int_t)cfg->idle_timeout);
-    reply_new(c, json_pack("{s:s, s:I, s:I, s:s, s:i, s:i, s:[], s:s, s:s, s:i, s:o}", "version",
+        "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "max_message_size",
+        (json_int_t)cfg->max_message_size, "max_connections", (json_int_t)cfg->max_connections,
+        "max_connections_per_uid", (json_int_t)cfg->max_connections_per_uid, "max_output_buffer",
+        (json_int_t)cfg->max_output_buffer, "idle_timeout", (json_int_t)cfg->idle_timeout,
+        "max_queued_jobs", (json_int_t)cfg->max_queued_jobs, "max_tokens",
+        (json_int_t)cfg->max_tokens, "max_jobs_per_uid", (json_int_t)cfg->max_jobs_per_uid);
+    json_t *models = json_array();
+    for (struct model *m = s->models; m; m = m->next)
+        json_array_append_new(models, model_json(m));
+    reply_new(c, json_pack("{s:s, s:I, s:I, s:s, s:i, s:i, s:o, s:s, s:s, s:i, s:o}", "version",
                            BITNET_VERSION, "pid", (json_int_t)getpid(), "uptime_seconds",
                            (json_int_t)((uv_now(s->loop) - s->start_ms) / 1000), "status",
-                           s->status, "connections", s->n_conns, "jobs", s->jobs, "models",
+                           s->status, "connections", s->n_conns, "jobs", s->jobs, "models", models,
                            "backend", "native", "simd", bitnet_simd_level_name(cpu->active),
                            "threads", s->threads, "limits", limits));
 }
@@ -166,15 +172,6 @@ static void list_kernels(struct conn *c, const struct varlink_call *call)
     run_report(c, build_kernels);
 }
 
-/* ---- io.bitnetd.Inference ---- */
-
-static void cancel(struct conn *c, const struct varlink_call *call)
-{
-    /* No job exists before the engine arrives, so every id is unknown. */
-    json_t *job = json_object_get(call->parameters, "job");
-    error_with(c, "io.bitnetd.Inference.JobNotFound", "job", json_incref(job));
-}
-
 /* ---- io.bitnetd.Admin ---- */
 
 static void reload_configuration(struct conn *c, const struct varlink_call *call)
@@ -194,6 +191,23 @@ static const struct param no_params[] = {{NULL, PT_STRING, false}};
 static const struct param interface_param[] = {{"interface", PT_STRING, true},
                                                {NULL, PT_STRING, false}};
 static const struct param job_param[] = {{"job", PT_INT, true}, {NULL, PT_STRING, false}};
+static const struct param generate_params[] = {
+    {"prompt", PT_STRING, false},  {"messages", PT_ARRAY, false},
+    {"max_tokens", PT_INT, false}, {"temperature", PT_NUMBER, false},
+    {"top_k", PT_INT, false},      {"top_p", PT_NUMBER, false},
+    {"min_p", PT_NUMBER, false},   {"repeat_penalty", PT_NUMBER, false},
+    {"seed", PT_INT, false},       {"stop", PT_ARRAY, false},
+    {"model", PT_STRING, false},   {NULL, PT_STRING, false}};
+static const struct param tokenize_params[] = {{"text", PT_STRING, true},
+                                               {"add_special", PT_BOOL, false},
+                                               {"parse_special", PT_BOOL, false},
+                                               {"model", PT_STRING, false},
+                                               {NULL, PT_STRING, false}};
+static const struct param detokenize_params[] = {
+    {"tokens", PT_ARRAY, true}, {"model", PT_STRING, false}, {NULL, PT_STRING, false}};
+static const struct param load_params[] = {
+    {"path", PT_STRING, true}, {"name", PT_STRING, false}, {NULL, PT_STRING, false}};
+static const struct param unload_params[] = {{"name", PT_STRING, true}, {NULL, PT_STRING, false}};
 
 static const struct method methods[] = {
     {"org.varlink.service.GetInfo", no_params, false, get_info},
@@ -202,8 +216,15 @@ static const struct method methods[] = {
     {"io.bitnetd.Query.GetStatus", no_params, false, get_status},
     {"io.bitnetd.Query.GetCapabilities", no_params, false, get_capabilities},
     {"io.bitnetd.Query.ListKernels", no_params, false, list_kernels},
-    {"io.bitnetd.Inference.Cancel", job_param, false, cancel},
+    {"io.bitnetd.Query.ListModels", no_params, false, models_list},
+    {"io.bitnetd.Query.ListJobs", no_params, false, jobs_list},
+    {"io.bitnetd.Inference.Generate", generate_params, false, jobs_generate},
+    {"io.bitnetd.Inference.Cancel", job_param, false, jobs_cancel},
+    {"io.bitnetd.Inference.Tokenize", tokenize_params, false, jobs_tokenize},
+    {"io.bitnetd.Inference.Detokenize", detokenize_params, false, jobs_detokenize},
     {"io.bitnetd.Admin.ReloadConfiguration", no_params, true, reload_configuration},
+    {"io.bitnetd.Admin.LoadModel", load_params, true, models_load_call},
+    {"io.bitnetd.Admin.UnloadModel", unload_params, true, models_unload_call},
 };
 
 bool dispatch_peer_is_admin(const struct conn *c)
@@ -231,6 +252,10 @@ static bool type_ok(json_t *v, enum param_type t)
         return json_is_integer(v);
     case PT_BOOL:
         return json_is_boolean(v);
+    case PT_NUMBER:
+        return json_is_number(v);
+    case PT_ARRAY:
+        return json_is_array(v);
     }
     return false;
 }

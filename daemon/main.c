@@ -16,11 +16,14 @@
 #include "daemon/limits.h"
 #include "daemon/listen.h"
 #include "daemon/log.h"
+#include "daemon/models.h"
 #include "daemon/notify.h"
 #include "daemon/server.h"
 
 /* Milliseconds shutdown waits for connections to finish before closing them. */
 #define DRAIN_TIMEOUT_MS 5000
+/* Milliseconds cancelled generations then get to send their final reply. */
+#define DRAIN_CANCEL_GRACE_MS 1000
 
 /* Resolves admin_group (a name or a number) into *gid. Returns 1 when set,
  * 0 when no group is configured, or a negative error with err. */
@@ -48,11 +51,25 @@ static int resolve_admin_group(const struct config *cfg, gid_t *gid, char *err, 
 void server_update_status(struct server *s)
 {
     const bitnet_cpu_features *cpu = bitnet_cpu_features_get();
-    snprintf(s->status, sizeof(s->status), "Serving: no model loaded, %d jobs, %d threads, SIMD %s",
-             s->jobs, s->threads, bitnet_simd_level_name(cpu->active));
+    char models[160] = "no model loaded";
+    size_t used = 0;
+    for (const struct model *m = s->models; m && used < sizeof(models); m = m->next) {
+        int n = snprintf(models + used, sizeof(models) - used, "%s%s %s (%s)", used ? ", " : "",
+                         m == s->models ? "model" : "", m->name,
+                         m->state == MODEL_READY ? m->kernel : model_state_name(m->state));
+        if (n < 0)
+            break;
+        used += (size_t)n;
+    }
+    char status[sizeof(s->status)];
+    snprintf(status, sizeof(status), "Serving: %s, %d jobs, %d threads, SIMD %s", models, s->jobs,
+             s->threads, bitnet_simd_level_name(cpu->active));
+    if (strcmp(status, s->status) == 0)
+        return;
+    memcpy(s->status, status, sizeof(status));
     char msg[300];
     snprintf(msg, sizeof(msg), "STATUS=%s", s->status);
-    notify_send(msg);
+    notify_send_nowait(msg);
 }
 
 /* Applies the parts of a configuration that take effect at once. */
@@ -111,26 +128,46 @@ static void on_drained(struct server *s)
 {
     s->on_drained = NULL;
     uv_close((uv_handle_t *)&s->drain_timer, NULL);
+    /* The connections are gone, so their jobs are cancelled; the models'
+     * threads end those and exit, and the event path closes after the last. */
+    models_stop_all(s);
     work_shutdown(s);
 }
 
 static void on_drain_timeout(uv_timer_t *t)
 {
     struct server *s = t->data;
+    /* Generations still running are cancelled first, so their clients get
+     * a final reply (finish_reason "cancelled"); connections still open a
+     * moment later are closed. */
+    if (s->job_list && !s->jobs_cancelled) {
+        s->jobs_cancelled = true;
+        log_event(LOG_NOTICE, "drain-timeout", "jobs=%d action=cancel", s->jobs);
+        for (struct job *j = s->job_list; j; j = j->next)
+            sched_cancel(j->model, j);
+        uv_timer_start(&s->drain_timer, on_drain_timeout, DRAIN_CANCEL_GRACE_MS, 0);
+        return;
+    }
     log_event(LOG_WARNING, "drain-timeout", "connections=%d", s->n_conns);
     conn_close_all(s);
 }
 
-/* SIGTERM/SIGINT: stop accepting, let calls in progress finish, then exit. */
+/* SIGTERM/SIGINT: stop accepting, let calls in progress (generations
+ * included) finish for at most DRAIN_TIMEOUT_MS, then exit. */
 static void on_stop_signal(uv_signal_t *h, int signum)
 {
-    struct server *s = h->data;
+    server_stop(h->data, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+void server_stop(struct server *s, const char *why)
+{
     if (s->stopping)
         return;
     s->stopping = true;
     notify_send("STOPPING=1");
-    log_event(LOG_INFO, "stopping", "signal=%s connections=%d",
-              signum == SIGTERM ? "SIGTERM" : "SIGINT", s->n_conns);
+    char q[200];
+    log_event(LOG_INFO, "stopping", "reason=%s connections=%d jobs=%d",
+              log_quote(why, q, sizeof(q)), s->n_conns, s->jobs);
     uv_close((uv_handle_t *)&s->listener, NULL);
     uv_close((uv_handle_t *)&s->sig_term, NULL);
     uv_close((uv_handle_t *)&s->sig_int, NULL);
@@ -147,6 +184,37 @@ static void on_stop_signal(uv_signal_t *h, int signum)
         next = c->next;
         conn_drain(c);
     }
+}
+
+void server_maybe_ready(struct server *s)
+{
+    if (s->preload_pending > 0 || s->preload_failed || s->stopping)
+        return;
+    server_update_status(s);
+    char ready[400];
+    snprintf(ready, sizeof(ready), "READY=1\nSTATUS=%s\nMAINPID=%d", s->status, (int)getpid());
+    notify_send(ready);
+}
+
+/* Starts loading the configured models; READY=1 waits for them. Returns 0,
+ * or -1 after logging when one cannot even be started. */
+static int preload_models(struct server *s)
+{
+    char list[sizeof(s->cfg.model)];
+    snprintf(list, sizeof(list), "%s", s->cfg.model);
+    char *save = NULL;
+    for (char *path = strtok_r(list, ":", &save); path; path = strtok_r(NULL, ":", &save)) {
+        char err[512], q[600];
+        struct model *m;
+        if (models_load(s, path, NULL, &m, err, sizeof(err)) < 0) {
+            log_event(LOG_ERR, "model-load-failed", "path=%s error=%s",
+                      log_quote(path, q, sizeof(q)), log_quote(err, q + 300, 300));
+            return -1;
+        }
+        m->preload = true;
+        s->preload_pending++;
+    }
+    return 0;
 }
 
 static void on_hup(uv_signal_t *h, int signum)
@@ -241,6 +309,11 @@ int main(int argc, char **argv)
         return 1;
     }
     rc = work_init(s);
+    if (rc == 0) {
+        rc = sched_init(s);
+        if (rc < 0)
+            work_shutdown(s);
+    }
     if (rc < 0) {
         log_event(LOG_ERR, "start-failed", "error=\"worker thread: %s\"", strerror(-rc));
         uv_close((uv_handle_t *)&s->listener, NULL);
@@ -263,16 +336,18 @@ int main(int argc, char **argv)
               log_quote(s->cfg.socket, q, sizeof(q)), s->activated ? "yes" : "no", s->threads,
               bitnet_simd_level_name(cpu->active),
               s->cfg.config_file[0] ? s->cfg.config_file : "(none)");
-    server_update_status(s);
-    char ready[64];
-    snprintf(ready, sizeof(ready), "READY=1\nMAINPID=%d", (int)getpid());
-    notify_send(ready);
+    if (preload_models(s) < 0) {
+        s->exit_code = 1;
+        server_stop(s, "a --model failed to load");
+    } else {
+        server_maybe_ready(s);
+    }
 
     uv_run(&loop, UV_RUN_DEFAULT);
 
     remove_socket(s);
     free(s->uids);
     rc = uv_loop_close(&loop);
-    log_event(LOG_INFO, "stopped", "clean=%s", rc == 0 ? "yes" : "no");
-    return 0;
+    log_event(LOG_INFO, "stopped", "clean=%s exit=%d", rc == 0 ? "yes" : "no", s->exit_code);
+    return s->exit_code;
 }

@@ -5,13 +5,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "daemon/notify.h"
 
-int notify_send(const char *state)
+/* Seconds a state change (READY=1, RELOADING=1, ...) waits for room. */
+#define NOTIFY_SEND_TIMEOUT_S 2
+
+static int send_flags(const char *state, int flags)
 {
     const char *path = getenv("NOTIFY_SOCKET");
     if (!path || !*path)
@@ -27,10 +31,25 @@ int notify_send(const char *state)
     int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
-    ssize_t w = sendto(fd, state, strlen(state), MSG_NOSIGNAL, (struct sockaddr *)&sa, sa_len);
+    /* A receiver that stopped reading must not hang the loop: a state change
+     * waits at most this long for room in its queue. */
+    struct timeval tv = {.tv_sec = NOTIFY_SEND_TIMEOUT_S};
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    ssize_t w =
+        sendto(fd, state, strlen(state), MSG_NOSIGNAL | flags, (struct sockaddr *)&sa, sa_len);
     int rc = w < 0 ? -errno : 0;
     close(fd);
     return rc;
+}
+
+int notify_send(const char *state)
+{
+    return send_flags(state, 0);
+}
+
+int notify_send_nowait(const char *state)
+{
+    return send_flags(state, MSG_DONTWAIT);
 }
 
 int notify_reloading(void)

@@ -11,6 +11,11 @@
  */
 int notify_send(const char *state);
 
+/* The same, but never waits: when the receiver's queue is full the message
+ * is dropped (-EAGAIN). For STATUS= updates, which change with every job
+ * and must not stall the loop; the next update carries the news. */
+int notify_send_nowait(const char *state);
+
 /* Sends RELOADING=1 with the MONOTONIC_USEC= that newer systemd asks for. */
 int notify_reloading(void);
 

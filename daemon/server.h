@@ -22,6 +22,9 @@
 
 struct server;
 struct work;
+struct model;
+struct job;
+struct sched_event;
 
 /* One client connection. Calls on it are answered strictly in order: the
  * next message is taken from the reader only once the current call's last
@@ -49,6 +52,7 @@ struct conn {
     bool processing;         /* process() is on the stack: replies must not re-enter it */
     bool close_when_flushed; /* close once out_bytes reaches 0 */
     int refs;                /* open handles (pipe, timer) plus work items in flight; freed at 0 */
+    struct job *job;         /* the generation this connection's Generate call runs, if any */
 };
 
 /* Per-uid connection count. */
@@ -77,7 +81,7 @@ struct server {
     struct uid_count *uids; /* one entry per uid with connections */
     int n_uids;
     int cap_uids;
-    int jobs;         /* generation jobs queued or running (none yet) */
+    int jobs;         /* generation jobs queued or running */
     int threads;      /* compute threads in force */
     char status[256]; /* the last STATUS= text */
     /* Work done off the loop: a queue for the worker, and finished items. */
@@ -93,6 +97,20 @@ struct server {
         struct server *s); /* called when the last connection closed while stopping */
     dev_t sock_dev;        /* the socket file bitnetd bound, removed at exit if still the same */
     ino_t sock_ino;
+    /* Models and jobs (models.h). */
+    struct model *models; /* loaded or loading, in load order (the first is the default) */
+    int n_models;
+    struct job *job_list; /* every job not yet finished */
+    uint64_t next_job_id;
+    int preload_pending; /* --model files still loading; READY=1 waits for them */
+    bool preload_failed; /* one of them failed: bitnetd exits 1 */
+    int exit_code;
+    bool jobs_cancelled; /* shutdown cancelled the jobs still running */
+    /* Events from the scheduler threads, drained by the loop (scheduler.c). */
+    uv_async_t ev_async;
+    bool ev_open;
+    pthread_mutex_t ev_lock;
+    struct sched_event *ev_head, *ev_tail;
 };
 
 /* ---- conn.c ---- */
@@ -153,6 +171,12 @@ int work_init(struct server *s);
 void work_shutdown(struct server *s);
 
 /* ---- main.c ---- */
+
+/* Starts the shutdown SIGTERM starts (drain, then exit with s->exit_code). */
+void server_stop(struct server *s, const char *why);
+
+/* Sends READY=1 once nothing holds it back (preloaded models). */
+void server_maybe_ready(struct server *s);
 
 /* Rebuilds the status line and sends it to systemd as STATUS=. */
 void server_update_status(struct server *s);

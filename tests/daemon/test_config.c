@@ -27,6 +27,8 @@ static void setup(void)
     unsetenv("BITNETD_CONFIG");
     unsetenv("BITNETD_IDLE_TIMEOUT");
     unsetenv("BITNETD_USER");
+    unsetenv("BITNETD_MODEL");
+    unsetenv("BITNETD_N_SEQ_MAX");
 }
 
 static void teardown(void)
@@ -164,6 +166,27 @@ START_TEST(user_instance_uses_xdg_runtime_dir)
 }
 END_TEST
 
+START_TEST(generation_keys_have_defaults_and_model_repeats)
+{
+    struct config cfg;
+    char err[512];
+    write_conf("n_seq_max = 2\nmax_queued_jobs = 0\n");
+    ck_assert_int_eq(load(&cfg, err, "--config", conf_path, "--model", "/m/a.gguf"), CONFIG_RUN);
+    ck_assert_int_eq(cfg.n_seq_max, 2);
+    ck_assert_int_eq(cfg.max_queued_jobs, 0);
+    ck_assert_int_eq(cfg.max_tokens, 4096);
+    ck_assert_int_eq(cfg.n_ctx, 0);
+    ck_assert_str_eq(cfg.model, "/m/a.gguf");
+    char *argv[] = {"bitnetd",   "--config",          conf_path, "--model",
+                    "/m/a.gguf", "--model=/m/b.gguf", NULL};
+    ck_assert_int_eq(config_load(&cfg, 6, argv, err, sizeof(err)), CONFIG_RUN);
+    ck_assert_str_eq(cfg.model, "/m/a.gguf:/m/b.gguf");
+    write_conf("n_seq_max = 0\n");
+    ck_assert_int_lt(load(&cfg, err, "--config", conf_path, NULL, NULL), 0);
+    ck_assert_ptr_nonnull(strstr(err, "n_seq_max"));
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("daemon_config");
@@ -174,6 +197,7 @@ int main(void)
     tcase_add_test(tc, errors_name_their_source_and_leave_the_output_alone);
     tcase_add_test(tc, help_and_version_are_actions);
     tcase_add_test(tc, user_instance_uses_xdg_runtime_dir);
+    tcase_add_test(tc, generation_keys_have_defaults_and_model_repeats);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

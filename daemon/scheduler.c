@@ -1,0 +1,428 @@
+/*
+ * daemon/scheduler.c - one thread per model: it loads the model, owns its
+ * engine and batcher, takes jobs from the model's queue as sequences free
+ * up, and steps the batcher while generations are active. Everything it
+ * learns goes back to the loop as events through one uv_async_t; the loop
+ * drains the whole event queue on each wake-up, so a burst of tokens costs
+ * one wake-up, and consecutive text of one job is merged into one event.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bitnet/error.h"
+#include "daemon/log.h"
+#include "daemon/models.h"
+#include "daemon/server.h"
+
+/* Tokens of one batcher step (prefill chunks are cut to fit). */
+#define SCHED_MAX_BATCH 512
+
+enum sched_event_type {
+    EV_LOADED,  /* the model is usable; info filled */
+    EV_STARTED, /* a job entered the batcher */
+    EV_TEXT,    /* text of a job */
+    EV_DONE,    /* a job ended; nothing more comes for it */
+    EV_EXITED   /* the scheduler thread is about to return */
+};
+
+struct sched_event {
+    enum sched_event_type type;
+    struct model *model;
+    struct job *job;
+    char *text;
+    size_t len, cap;
+    int n; /* STARTED: prompt tokens; TEXT: tokens */
+    gen_finish finish;
+    char *error;
+    gen_usage usage;
+    engine_info info; /* LOADED: strings copied below */
+    char arch[32], weights[16], kernel[48], lm_head[96];
+    struct sched_event *next;
+};
+
+/* ---- the event path ---- */
+
+static void ev_push(struct server *s, struct sched_event *ev)
+{
+    pthread_mutex_lock(&s->ev_lock);
+    if (s->ev_tail)
+        s->ev_tail->next = ev;
+    else
+        s->ev_head = ev;
+    s->ev_tail = ev;
+    pthread_mutex_unlock(&s->ev_lock);
+    uv_async_send(&s->ev_async);
+}
+
+static struct sched_event *ev_new(enum sched_event_type type, struct model *m, struct job *j)
+{
+    /* Out of memory on the scheduler thread cannot be answered; a job whose
+     * events are lost would hang, so abort as any allocation failure in a
+     * thread without an error path must. */
+    struct sched_event *ev = calloc(1, sizeof(*ev));
+    if (!ev) {
+        log_event(LOG_CRIT, "out-of-memory", "where=scheduler");
+        abort();
+    }
+    ev->type = type;
+    ev->model = m;
+    ev->job = j;
+    return ev;
+}
+
+/* Posts text of job j, merged into the last queued event when that is text
+ * of the same job. */
+static void ev_text(struct model *m, struct job *j, const char *text, size_t len, int n_tokens)
+{
+    struct server *s = m->srv;
+    pthread_mutex_lock(&s->ev_lock);
+    struct sched_event *t = s->ev_tail;
+    if (t && t->type == EV_TEXT && t->job == j && t->len + len <= t->cap) {
+        memcpy(t->text + t->len, text, len);
+        t->len += len;
+        t->n += n_tokens;
+        pthread_mutex_unlock(&s->ev_lock);
+        return;
+    }
+    pthread_mutex_unlock(&s->ev_lock);
+    struct sched_event *ev = ev_new(EV_TEXT, m, j);
+    ev->cap = len < 4096 ? 4096 : len;
+    ev->text = malloc(ev->cap);
+    if (!ev->text) {
+        log_event(LOG_CRIT, "out-of-memory", "where=scheduler");
+        abort();
+    }
+    memcpy(ev->text, text, len);
+    ev->len = len;
+    ev->n = n_tokens;
+    ev_push(s, ev);
+}
+
+static void ev_done(struct model *m, struct job *j, gen_finish finish, const char *error,
+                    const gen_usage *usage)
+{
+    struct sched_event *ev = ev_new(EV_DONE, m, j);
+    ev->finish = finish;
+    ev->error = error ? strdup(error) : NULL;
+    if (usage)
+        ev->usage = *usage;
+    ev_push(m->srv, ev);
+}
+
+static void on_events(uv_async_t *a)
+{
+    struct server *s = a->data;
+    pthread_mutex_lock(&s->ev_lock);
+    struct sched_event *ev = s->ev_head;
+    s->ev_head = s->ev_tail = NULL;
+    pthread_mutex_unlock(&s->ev_lock);
+    while (ev) {
+        struct sched_event *next = ev->next;
+        switch (ev->type) {
+        case EV_LOADED:
+            ev->info.arch = ev->arch;
+            ev->info.weight_type = ev->weights;
+            ev->info.kernel = ev->kernel;
+            ev->info.lm_head = ev->lm_head;
+            models_on_loaded(ev->model, &ev->info);
+            break;
+        case EV_STARTED:
+            jobs_on_started(ev->job, ev->n);
+            break;
+        case EV_TEXT:
+            jobs_on_text(ev->job, ev->text, ev->len, ev->n);
+            break;
+        case EV_DONE:
+            jobs_on_done(ev->job, ev->finish, ev->error, &ev->usage);
+            break;
+        case EV_EXITED:
+            models_on_exited(ev->model);
+            break;
+        }
+        free(ev->text);
+        free(ev->error);
+        free(ev);
+        ev = next;
+    }
+}
+
+int sched_init(struct server *s)
+{
+    int rc = uv_async_init(s->loop, &s->ev_async, on_events);
+    if (rc < 0)
+        return rc;
+    s->ev_async.data = s;
+    pthread_mutex_init(&s->ev_lock, NULL);
+    s->ev_open = true;
+    return 0;
+}
+
+void sched_close(struct server *s)
+{
+    if (!s->ev_open)
+        return;
+    s->ev_open = false;
+    uv_close((uv_handle_t *)&s->ev_async, NULL);
+    pthread_mutex_destroy(&s->ev_lock);
+}
+
+/* ---- the thread ---- */
+
+/* State of one scheduler thread. */
+struct sched {
+    struct model *m;
+    engine *e;
+    tokenizer *tok;
+    batcher *b;
+    struct job **active; /* jobs in the batcher, n_seq_max slots */
+    int n_slots;
+};
+
+static void on_gen_event(void *user, const gen_event *ev)
+{
+    struct job *j = user;
+    if (ev->type == GEN_EVENT_TEXT) {
+        if (ev->text_len > 0 || ev->token >= 0)
+            ev_text(j->model, j, ev->text, ev->text_len, ev->token >= 0 ? 1 : 0);
+        return;
+    }
+    /* The job leaves its slot before the loop may free it. */
+    if (j->slot)
+        *j->slot = NULL;
+    j->slot = NULL;
+    ev_done(j->model, j, ev->finish, ev->error, ev->usage);
+}
+
+/* Tokenizes or renders job j's prompt. */
+static int encode(const tokenizer *tok, const struct job *j, int32_t *buf, size_t cap, size_t *n)
+{
+    if (j->messages)
+        return tokenizer_render_chat(tok, j->messages, j->n_messages, true, buf, cap, n);
+    /* Client text is never parsed for control tokens (parse_special false). */
+    return tokenizer_encode(tok, j->prompt, j->prompt_len, true, false, buf, cap, n);
+}
+
+/* Tokenizes job j's prompt into a new array. Returns 0 or a negative error
+ * with err. */
+static int make_prompt(const tokenizer *tok, const struct job *j, int32_t **out, size_t *n,
+                       char *err, size_t err_len)
+{
+    size_t need = 0;
+    int rc = encode(tok, j, NULL, 0, &need);
+    if (rc == 0 || rc == -ENOSPC) {
+        int32_t *buf = malloc(sizeof(int32_t) * (need ? need : 1));
+        if (!buf)
+            return -ENOMEM;
+        rc = encode(tok, j, buf, need, &need);
+        if (rc == 0) {
+            *out = buf;
+            *n = need;
+            return 0;
+        }
+        free(buf);
+    }
+    snprintf(err, err_len, "cannot tokenize the %s: %s", j->messages ? "messages" : "prompt",
+             bitnet_strerror(rc));
+    return rc;
+}
+
+/* Puts job j into the batcher, or ends it with an error. */
+static void start_job(struct sched *st, struct job *j)
+{
+    char err[512];
+    int32_t *prompt = NULL;
+    size_t n_prompt = 0;
+    int rc = make_prompt(st->tok, j, &prompt, &n_prompt, err, sizeof(err));
+    if (rc == 0 && n_prompt == 0) {
+        snprintf(err, sizeof(err), "the prompt is empty");
+        rc = BITNET_EPARAM;
+    }
+    if (rc == 0) {
+        gen_request req = j->req;
+        req.prompt = prompt;
+        req.n_prompt = n_prompt;
+        struct sched_event *ev = ev_new(EV_STARTED, st->m, j);
+        ev->n = (int)n_prompt;
+        /* STARTED goes first: batcher_add does not emit events, but the
+         * first step does. */
+        ev_push(st->m->srv, ev);
+        rc = batcher_add(st->b, &req, on_gen_event, j, &j->gen_id, err, sizeof(err));
+    }
+    free(prompt);
+    if (rc) {
+        gen_usage u = {.prompt_tokens = (int)n_prompt};
+        ev_done(st->m, j, GEN_FINISH_ERROR, err, &u);
+        return;
+    }
+    for (int i = 0; i < st->n_slots; i++) {
+        if (!st->active[i]) {
+            st->active[i] = j;
+            j->slot = &st->active[i];
+            break;
+        }
+    }
+}
+
+static int load(struct sched *st)
+{
+    struct model *m = st->m;
+    engine_opts eo = {.n_threads = m->threads, .n_seq_max = m->n_seq_max, .n_ctx = m->n_ctx};
+    int rc = engine_new(m->path, &eo, &st->e, m->load_error, sizeof(m->load_error));
+    if (rc)
+        return rc;
+    rc = tokenizer_load(engine_gguf(st->e), NULL, &st->tok, m->load_error, sizeof(m->load_error));
+    if (rc == 0)
+        rc = batcher_new(st->e, st->tok, SCHED_MAX_BATCH, &st->b);
+    if (rc == 0) {
+        st->n_slots = engine_get_info(st->e)->n_seq_max;
+        st->active = calloc((size_t)st->n_slots, sizeof(*st->active));
+        if (!st->active)
+            rc = -ENOMEM;
+    }
+    if (rc && !m->load_error[0])
+        snprintf(m->load_error, sizeof(m->load_error), "%s", bitnet_strerror(rc));
+    return rc;
+}
+
+static void post_loaded(struct sched *st)
+{
+    const engine_info *in = engine_get_info(st->e);
+    struct sched_event *ev = ev_new(EV_LOADED, st->m, NULL);
+    ev->info = *in;
+    snprintf(ev->arch, sizeof(ev->arch), "%s", in->arch ? in->arch : "");
+    snprintf(ev->weights, sizeof(ev->weights), "%s", in->weight_type ? in->weight_type : "");
+    snprintf(ev->kernel, sizeof(ev->kernel), "%s", in->kernel ? in->kernel : "");
+    snprintf(ev->lm_head, sizeof(ev->lm_head), "%s", in->lm_head ? in->lm_head : "");
+    /* The loop takes the tokenizer over for Tokenize and Detokenize; it is
+     * immutable, so both threads may use it. */
+    st->m->tok_owned = st->tok;
+    ev_push(st->m->srv, ev);
+}
+
+static int count_active(const struct sched *st)
+{
+    int n = 0;
+    for (int i = 0; i < st->n_slots; i++)
+        n += st->active[i] != NULL;
+    return n;
+}
+
+static void *sched_main(void *arg)
+{
+    struct sched st = {.m = arg};
+    struct model *m = st.m;
+    bool loaded = load(&st) == 0;
+    if (loaded)
+        post_loaded(&st);
+
+    pthread_mutex_lock(&m->lock);
+    while (loaded && !m->quit) {
+        /* Cancelled jobs still in the queue end here; running ones below. */
+        for (struct job **pp = &m->qhead; *pp;) {
+            struct job *j = *pp;
+            if (!j->cancel) {
+                pp = &j->qnext;
+                continue;
+            }
+            *pp = j->qnext;
+            if (m->qtail == j)
+                m->qtail = NULL;
+            ev_done(m, j, GEN_FINISH_CANCELLED, NULL, NULL);
+        }
+        if (!m->qhead)
+            m->qtail = NULL;
+        else if (!m->qtail)
+            for (m->qtail = m->qhead; m->qtail->qnext; m->qtail = m->qtail->qnext)
+                ;
+        struct job *cancel[64];
+        int n_cancel = 0;
+        for (int i = 0; i < st.n_slots; i++) {
+            if (st.active[i] && st.active[i]->cancel && n_cancel < 64)
+                cancel[n_cancel++] = st.active[i];
+        }
+        struct job *take[64];
+        int n_take = 0;
+        int free_slots = st.n_slots - count_active(&st);
+        while (m->qhead && n_take < free_slots && n_take < 64) {
+            struct job *j = m->qhead;
+            m->qhead = j->qnext;
+            if (!m->qhead)
+                m->qtail = NULL;
+            take[n_take++] = j;
+        }
+        if (n_cancel == 0 && n_take == 0 && count_active(&st) == 0) {
+            pthread_cond_wait(&m->cond, &m->lock);
+            continue;
+        }
+        pthread_mutex_unlock(&m->lock);
+        for (int i = 0; i < n_cancel; i++)
+            batcher_cancel(st.b, cancel[i]->gen_id); /* its DONE fires in here */
+        for (int i = 0; i < n_take; i++)
+            start_job(&st, take[i]);
+        if (batcher_active(st.b) > 0)
+            batcher_step(st.b);
+        pthread_mutex_lock(&m->lock);
+    }
+    /* Unloading, shutting down, or the load failed: end every job. */
+    struct job *queued = m->qhead;
+    m->qhead = m->qtail = NULL;
+    pthread_mutex_unlock(&m->lock);
+    for (struct job *j = queued, *next; j; j = next) {
+        next = j->qnext;
+        if (loaded)
+            ev_done(m, j, GEN_FINISH_CANCELLED, NULL, NULL);
+        else
+            ev_done(m, j, GEN_FINISH_ERROR, m->load_error, NULL);
+    }
+    batcher_free(st.b); /* DONE (cancelled) for the running ones */
+    free(st.active);
+    engine_free(st.e);
+    if (!loaded)
+        tokenizer_free(st.tok);
+    ev_push(m->srv, ev_new(EV_EXITED, m, NULL));
+    return NULL;
+}
+
+int sched_start(struct model *m)
+{
+    pthread_mutex_init(&m->lock, NULL);
+    pthread_cond_init(&m->cond, NULL);
+    int rc = pthread_create(&m->thread, NULL, sched_main, m);
+    if (rc) {
+        pthread_mutex_destroy(&m->lock);
+        pthread_cond_destroy(&m->cond);
+        return -rc;
+    }
+    return 0;
+}
+
+void sched_submit(struct model *m, struct job *j)
+{
+    pthread_mutex_lock(&m->lock);
+    j->qnext = NULL;
+    if (m->qtail)
+        m->qtail->qnext = j;
+    else
+        m->qhead = j;
+    m->qtail = j;
+    pthread_cond_signal(&m->cond);
+    pthread_mutex_unlock(&m->lock);
+}
+
+void sched_cancel(struct model *m, struct job *j)
+{
+    pthread_mutex_lock(&m->lock);
+    j->cancel = true;
+    pthread_cond_signal(&m->cond);
+    pthread_mutex_unlock(&m->lock);
+}
+
+void sched_stop(struct model *m)
+{
+    pthread_mutex_lock(&m->lock);
+    m->quit = true;
+    pthread_cond_signal(&m->cond);
+    pthread_mutex_unlock(&m->lock);
+}
