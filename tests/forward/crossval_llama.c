@@ -25,6 +25,8 @@ struct opts {
     const char *ours_model; /* diagnostics: run our engine on another file */
     const char *texts;      /* a tokenizer .inp file: strings separated by the ggml test marker */
     const char *backends;
+    const char *floor_kernel; /* a second kernel of ours: the noise floor */
+    const char *floor_model;  /* the file the floor kernel runs (default: --model) */
     int positions;
     int prompts;
     int continue_n;
@@ -226,6 +228,10 @@ static void parse_args(int argc, char **argv, struct opts *o)
             o->texts = v;
         else if (!strcmp(a, "--backends"))
             o->backends = v;
+        else if (!strcmp(a, "--floor-kernel"))
+            o->floor_kernel = v;
+        else if (!strcmp(a, "--floor-model"))
+            o->floor_model = v;
         else if (!strcmp(a, "--positions"))
             o->positions = atoi(v);
         else if (!strcmp(a, "--prompts"))
@@ -324,6 +330,42 @@ int main(int argc, char **argv)
     qsort(cos, (size_t)n, sizeof(double), cmp_double);
     double argmax_frac = (double)agree / n;
 
+    /* The noise floor: our engine against itself with another kernel whose
+     * integer sums are the same and whose float sums differ only in order.
+     * On deep random models with quantized activations such last-bit
+     * differences grow with depth; llama.cpp cannot be expected to agree
+     * with us better than we agree with ourselves. */
+    double floor_cos = 1.0, floor_argmax = 1.0;
+    char floor_name[64] = "";
+    if (o.floor_kernel) {
+        /* The floor kernel must differ from the one in use: fall back to the
+         * format's scalar kernel when they are the same or it cannot run. */
+        const bitnet_kernel *fk;
+        snprintf(floor_name, sizeof(floor_name), "%s", o.floor_kernel);
+        if (!o.floor_model && (bitnet_kernel_require(floor_name, &fk, NULL, 0) != 0 ||
+                               strcmp(floor_name, info->kernel) == 0)) {
+            snprintf(floor_name, sizeof(floor_name), "%.*s.scalar", (int)strcspn(info->kernel, "."),
+                     info->kernel);
+        }
+        engine *e2;
+        engine_opts eo2 = eo;
+        eo2.kernel = floor_name;
+        const char *fm = o.floor_model ? o.floor_model : o.ours_model ? o.ours_model : o.model;
+        if (engine_new(fm, &eo2, &e2, err, sizeof(err)))
+            die(err);
+        float *other = ref; /* llama's logits are no longer needed */
+        ours_all_logits(e2, seq, n, other);
+        int fa = 0;
+        for (int i = 0; i < n; i++) {
+            double c = cosine(ours + (size_t)i * n_vocab, other + (size_t)i * n_vocab, n_vocab);
+            floor_cos = c < floor_cos ? c : floor_cos;
+            fa += argmax(ours + (size_t)i * n_vocab, n_vocab) ==
+                  argmax(other + (size_t)i * n_vocab, n_vocab);
+        }
+        floor_argmax = (double)fa / n;
+        engine_free(e2);
+    }
+
     /* Greedy continuations of the longer test texts. */
     int greedy_same = 0, greedy_runs = 0;
     for (int t = 0; t < n_texts && greedy_runs < o.prompts; t++) {
@@ -347,10 +389,20 @@ int main(int argc, char **argv)
            cos[0], cos[n / 2], 100.0 * argmax_frac, agree, n);
     printf("  greedy %d-token continuations identical: %d of %d prompts\n", o.continue_n,
            greedy_same, greedy_runs);
-    int ok = cos[0] >= o.min_cos && argmax_frac >= o.min_argmax &&
-             greedy_same >= (o.min_greedy < greedy_runs ? o.min_greedy : greedy_runs);
-    printf("  %s (thresholds: cosine >= %.4f at every position, argmax >= %.0f%%, greedy >= %d)\n",
-           ok ? "PASS" : "FAIL", o.min_cos, 100.0 * o.min_argmax, o.min_greedy);
+    bool greedy_ok = greedy_same >= (o.min_greedy < greedy_runs ? o.min_greedy : greedy_runs);
+    bool strict_ok = cos[0] >= o.min_cos && argmax_frac >= o.min_argmax;
+    if (o.floor_kernel)
+        printf("  noise floor (%s vs %s): cosine min %.6f, argmax agreement %.2f%%\n", info->kernel,
+               o.floor_kernel, floor_cos, 100.0 * floor_argmax);
+    /* With a noise floor, agreement as good as our own two kernels' (within
+     * 0.0002 of cosine and 2% of argmax) also passes. */
+    bool floor_ok =
+        o.floor_kernel && cos[0] >= floor_cos - 0.0002 && argmax_frac >= floor_argmax - 0.02;
+    int ok = greedy_ok && (strict_ok || floor_ok);
+    printf(
+        "  %s (thresholds: cosine >= %.4f at every position, argmax >= %.0f%%, greedy >= %d%s)\n",
+        ok ? "PASS" : "FAIL", o.min_cos, 100.0 * o.min_argmax, o.min_greedy,
+        o.floor_kernel ? "; or within the noise floor" : "");
 
     free(cos);
     free(ref);

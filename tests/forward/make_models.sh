@@ -21,3 +21,9 @@ for t in tq2_0 tq1_0 f16; do
     make_one tiny-bitnet-$t-spm.gguf --arch bitnet --preset tiny --type $t --seed 12 \
         --vocab "$vocab/ggml-vocab-llama-spm.gguf"
 done
+# The `large` shape (bitnet_b1_58-large: 1536/4096, 24 layers) with the SPM
+# vocabulary: crossval on a real model size, not only the tiny one.
+for t in tq2_0 tq1_0 ${BITNET_SLOW_TESTS:+f16}; do
+    make_one large-bitnet-$t-spm.gguf --arch bitnet --preset large --type $t --seed 13 \
+        --vocab "$vocab/ggml-vocab-llama-spm.gguf"
+done
