@@ -1,20 +1,42 @@
 /* client/ctl_daemon.c - bitnetctl's connection to bitnetd, through libbitnet-client. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "bitnet/client.h"
 #include "client/ctl.h"
 
+/*
+ * The socket to use: --socket, else $BITNETD_SOCKET, else the system
+ * daemon's, unless it does not exist and a user instance's
+ * ($XDG_RUNTIME_DIR/bitnetd.sock, what `bitnetd --user` binds) does.
+ */
+static const char *socket_path(const struct ctl_options *opts, char *buf, size_t len)
+{
+    if (opts->socket)
+        return opts->socket;
+    const char *env = getenv("BITNETD_SOCKET");
+    if (env && *env)
+        return env;
+    const char *xdg = getenv("XDG_RUNTIME_DIR");
+    if (access(BITNET_CLIENT_DEFAULT_SOCKET, F_OK) != 0 && xdg && *xdg) {
+        snprintf(buf, len, "%s/bitnetd.sock", xdg);
+        if (access(buf, F_OK) == 0)
+            return buf;
+    }
+    return BITNET_CLIENT_DEFAULT_SOCKET;
+}
+
 int ctl_connect(const struct ctl_options *opts, struct bitnet_client **out, bool quiet)
 {
-    int rc = bitnet_client_connect(opts->socket, out);
+    char buf[4096];
+    const char *path = socket_path(opts, buf, sizeof(buf));
+    int rc = bitnet_client_connect(path, out);
     if (rc == 0)
         return CTL_EXIT_OK;
-    if (!quiet) {
-        const char *path = opts->socket ? opts->socket : getenv("BITNETD_SOCKET");
-        fprintf(stderr, "bitnetctl: cannot reach bitnetd at %s: %s\n",
-                path && *path ? path : BITNET_CLIENT_DEFAULT_SOCKET, bitnet_client_strerror(rc));
-    }
+    if (!quiet)
+        fprintf(stderr, "bitnetctl: cannot reach bitnetd at %s: %s\n", path,
+                bitnet_client_strerror(rc));
     return CTL_EXIT_UNAVAILABLE;
 }
 
