@@ -644,7 +644,7 @@ int main(int argc, char **argv)
             res->us = median(c->v, reps) * 1e6;
             /* Repacked layouts count the I2_S bytes they stand for. */
             size_t counted = c->r.e->ops && c->r.e->ops->repack ? (size_t)k / 4 * (size_t)n_rows
-                                                                 : c->r.mat_bytes;
+                                                                : c->r.mat_bytes;
             res->gbs = (double)counted / (res->us * 1e-6) / 1e9;
             res->bw_frac = res->gbs / bw_gbs[res->threads];
         }

@@ -136,6 +136,14 @@ typedef struct bitnet_kernel_ops {
     void (*quantize_act)(const float *x, int64_t k, uint8_t *act);
     /* y = W x for args->n_rows rows and args->n_act activation rows. */
     void (*matmul)(const bitnet_matmul_args *args);
+    /* Kernels whose weight layout is built at load: repacks n_rows I2_S rows
+     * of k elements (row r at src + r*k/4, the I2_S tensor layout,
+     * k % 128 == 0) into a newly allocated buffer (*out, freed with free())
+     * whose rows are *out_row_bytes apart; the engine then passes that buffer
+     * as args->w. NULL for kernels that read the file's layout directly.
+     * Returns 0 or -ENOMEM/-EINVAL. */
+    int (*repack)(const uint8_t *src, int64_t k, int64_t n_rows, uint8_t **out,
+                  size_t *out_row_bytes);
 } bitnet_kernel_ops;
 
 /* ---- kernel registry ----------------------------------------------------- */
