@@ -68,6 +68,7 @@ struct engine {
     size_t embd_row_bytes;
     struct wmat head;   /* the LM head: token_embd (tied) or output.weight */
     uint8_t *head_copy; /* the in-memory Q8_0 LM head, when asked for */
+    uint8_t **repacked; /* n_layer * 7 weight buffers of a repacking kernel */
     const float *out_norm;
 
     const bitnet_kernel *kernel; /* for WMAT_TERNARY */
@@ -186,13 +187,17 @@ static int choose_kernel(engine *e, gguf_dtype wtype, const char *forced, char *
         int rc = bitnet_kernel_require(forced, &k, err, err_len);
         if (rc)
             return rc;
-        if (k->format != fmt || k->provider != BITNET_PROVIDER_BITNETD) {
+        /* Lookup-table kernels build their layout at load from I2_S. */
+        bool from_i2s = fmt == BITNET_FORMAT_I2S && k->ops && k->ops->repack &&
+                        (k->format == BITNET_FORMAT_TL1 || k->format == BITNET_FORMAT_TL2);
+        if ((k->format != fmt && !from_i2s) || k->provider != BITNET_PROVIDER_BITNETD) {
             snprintf(err, err_len, "kernel %s is for %s weights; this model's are %s", k->name,
                      bitnet_format_name(k->format), bitnet_format_name(fmt));
             return BITNET_EPARAM;
         }
         e->kernel = k;
-        snprintf(e->kernel_reason, sizeof(e->kernel_reason), "forced by the caller");
+        snprintf(e->kernel_reason, sizeof(e->kernel_reason), "forced by the caller%s",
+                 from_i2s ? "; weights repacked at load from I2_S" : "");
         return 0;
     }
     e->kernel = bitnet_kernel_select(fmt, NULL);
@@ -204,6 +209,34 @@ static int choose_kernel(engine *e, gguf_dtype wtype, const char *forced, char *
     snprintf(e->kernel_reason, sizeof(e->kernel_reason),
              "best available for %s on this CPU (SIMD %s)", bitnet_format_name(fmt),
              bitnet_simd_level_name(bitnet_cpu_features_get()->active));
+    return 0;
+}
+
+/* For kernels that read a layout of their own (TL1/TL2): repacks every
+ * ternary matrix once, into buffers the engine owns. The file is not
+ * modified; the mapping's pages of the original weights are not read again. */
+static int repack_weights(engine *e, char *err, size_t err_len)
+{
+    e->repacked = calloc((size_t)e->n_layer * 7, sizeof(uint8_t *));
+    if (!e->repacked)
+        return -ENOMEM;
+    for (int l = 0; l < e->n_layer; l++) {
+        struct layer *L = &e->layers[l];
+        struct wmat *ms[7] = {&L->q, &L->k, &L->v, &L->o, &L->gate, &L->up, &L->down};
+        for (int i = 0; i < 7; i++) {
+            uint8_t *out = NULL;
+            size_t rb = 0;
+            int rc = e->kernel->ops->repack(ms[i]->data, ms[i]->k, ms[i]->n_rows, &out, &rb);
+            if (rc) {
+                snprintf(err, err_len, "kernel %s cannot repack layer %d's weights: %s",
+                         e->kernel->name, l, bitnet_strerror(rc));
+                return rc;
+            }
+            e->repacked[l * 7 + i] = out;
+            ms[i]->data = out;
+            ms[i]->row_bytes = rb;
+        }
+    }
     return 0;
 }
 
@@ -273,6 +306,11 @@ static int bind_model(engine *e, const engine_opts *opts, char *err, size_t err_
     rc = choose_kernel(e, m->weight_dtype, opts ? opts->kernel : NULL, err, err_len);
     if (rc)
         return rc;
+    if (e->kernel && e->kernel->ops->repack) {
+        rc = repack_weights(e, err, err_len);
+        if (rc)
+            return rc;
+    }
     if (e->kernel)
         e->act_row_bytes = e->kernel->ops->act_row_bytes(e->n_ff > e->n_embd ? e->n_ff : e->n_embd);
     snprintf(e->fmat_name, sizeof(e->fmat_name), "fmat.%s", e->fmat->name);
@@ -457,6 +495,9 @@ void engine_free(engine *e)
         free(e->seqs[s].v);
     }
     free(e->seqs);
+    for (int i = 0; e->repacked && i < e->n_layer * 7; i++)
+        free(e->repacked[i]);
+    free(e->repacked);
     free(e->layers);
     free(e->head_copy);
     float *bufs[] = {e->x, e->h, e->q, e->attn, e->tmp, e->ff_g, e->ff_u, e->kx, e->vx, e->scores};

@@ -605,6 +605,38 @@ START_TEST(forced_kernel_must_match_format)
     ck_assert_msg(engine_new(path, &o, &e, err, sizeof(err)) == 0, "%s", err);
     ck_assert_str_eq(engine_get_info(e)->kernel, "i2s_qk256.scalar");
     engine_free(e);
+    /* A lookup-table kernel runs I2_S weights repacked at load, with the
+     * same integer sums: logits identical to the scalar I2_S kernel's. */
+    const char *tl[] = {"tl1.avx512", "tl2.avx512", "tl1.avx2"};
+    for (size_t i = 0; i < sizeof(tl) / sizeof(tl[0]); i++) {
+        const bitnet_kernel *k;
+        if (bitnet_kernel_require(tl[i], &k, NULL, 0) != 0) {
+            printf("%s: not available here, skipped\n", tl[i]);
+            continue;
+        }
+        float *a = NULL, *c = NULL;
+        int n_vocab = 0;
+        const char *kernels[2] = {"i2s_qk256.scalar", tl[i]};
+        for (int j = 0; j < 2; j++) {
+            engine_opts ko = {.n_threads = 2, .n_ctx = 64, .kernel = kernels[j]};
+            ck_assert_msg(engine_new(path, &ko, &e, err, sizeof(err)) == 0, "%s", err);
+            n_vocab = engine_get_info(e)->n_vocab;
+            float *lg = malloc(sizeof(float) * 8 * (size_t)n_vocab);
+            int seq;
+            ck_assert_int_eq(engine_seq_new(e, &seq), 0);
+            int32_t toks[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+            int seqs[8] = {seq, seq, seq, seq, seq, seq, seq, seq};
+            bool want[8] = {1, 1, 1, 1, 1, 1, 1, 1};
+            engine_batch b = {8, toks, seqs, want};
+            ck_assert_msg(engine_eval(e, &b, lg, err, sizeof(err)) == 0, "%s", err);
+            *(j ? &c : &a) = lg;
+            engine_free(e);
+        }
+        ck_assert_msg(memcmp(a, c, sizeof(float) * 8 * (size_t)n_vocab) == 0,
+                      "%s logits differ from i2s_qk256.scalar", tl[i]);
+        free(a);
+        free(c);
+    }
     o.kernel = "no.such";
     ck_assert_int_eq(engine_new(path, &o, &e, err, sizeof(err)), BITNET_EUNKNOWN_ID);
 }
