@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "backends/analyze.h"
 #include "bitnet/config.h"
 #include "bitnet/kernels.h"
 #include "daemon/log.h"
@@ -185,6 +186,57 @@ static void reload_configuration(struct conn *c, const struct varlink_call *call
     reply_new(c, NULL);
 }
 
+/* An analysis of a library file, run on the worker thread: it reads the
+ * library and its DT_NEEDED closure from disk, which can take a while. */
+struct analyze_work {
+    struct conn *c;
+    char *path;
+    json_t *result;
+    int rc;
+    char err[512];
+};
+
+static void analyze_run(void *arg)
+{
+    struct analyze_work *w = arg;
+    w->rc = analyze_library(w->path, &w->result, w->err, sizeof(w->err));
+}
+
+static void analyze_done(void *arg)
+{
+    struct analyze_work *w = arg;
+    if (w->rc < 0) {
+        json_t *p = json_pack("{s:s, s:s}", "path", w->path, "reason", w->err);
+        conn_error(w->c, "io.bitnetd.Admin.LibraryAnalysisFailed", p);
+        json_decref(p);
+    } else {
+        reply_new(w->c, json_pack("{s:o}", "analysis", w->result));
+    }
+    conn_unref(w->c);
+    free(w->path);
+    free(w);
+}
+
+static void analyze_library_call(struct conn *c, const struct varlink_call *call)
+{
+    const char *path = json_string_value(json_object_get(call->parameters, "path"));
+    log_event(LOG_INFO, "analyze-library", "uid=%u pid=%d path=%s", (unsigned)c->uid, (int)c->pid,
+              path);
+    struct analyze_work *w = calloc(1, sizeof(*w));
+    if (w && (w->path = strdup(path)) != NULL) {
+        w->c = c;
+        conn_ref(c);
+        if (work_submit(c->srv, analyze_run, analyze_done, w) == 0)
+            return;
+        conn_unref(c);
+    }
+    if (w)
+        free(w->path);
+    free(w);
+    conn_close(c, "out of memory");
+    conn_error(c, "io.bitnetd.Query.ProtocolError", NULL);
+}
+
 /* ---- the table ---- */
 
 static const struct param no_params[] = {{NULL, PT_STRING, false}};
@@ -208,6 +260,7 @@ static const struct param detokenize_params[] = {
 static const struct param load_params[] = {
     {"path", PT_STRING, true}, {"name", PT_STRING, false}, {NULL, PT_STRING, false}};
 static const struct param unload_params[] = {{"name", PT_STRING, true}, {NULL, PT_STRING, false}};
+static const struct param path_param[] = {{"path", PT_STRING, true}, {NULL, PT_STRING, false}};
 
 static const struct method methods[] = {
     {"org.varlink.service.GetInfo", no_params, false, get_info},
@@ -225,6 +278,7 @@ static const struct method methods[] = {
     {"io.bitnetd.Admin.ReloadConfiguration", no_params, true, reload_configuration},
     {"io.bitnetd.Admin.LoadModel", load_params, true, models_load_call},
     {"io.bitnetd.Admin.UnloadModel", unload_params, true, models_unload_call},
+    {"io.bitnetd.Admin.AnalyzeLibrary", path_param, true, analyze_library_call},
 };
 
 bool dispatch_peer_is_admin(const struct conn *c)

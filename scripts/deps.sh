@@ -2,7 +2,7 @@
 # Installs the Debian packages bitnetd needs to build and test, if missing.
 # Idempotent. As non-root it prints the exact command and stops.
 set -eu
-pkgs="cmake make gcc pkg-config libuv1-dev libjansson-dev check python3 clang clang-format binutils"
+pkgs="cmake make gcc pkg-config libuv1-dev libjansson-dev check python3 clang clang-format binutils groff-base"
 # NEON tests run under qemu on x86-64 hosts.
 case $(uname -m) in x86_64) pkgs="$pkgs gcc-aarch64-linux-gnu qemu-user" ;; esac
 missing=""
