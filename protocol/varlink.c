@@ -66,6 +66,10 @@ int varlink_reader_feed(struct varlink_reader *r, const void *data, size_t n)
 int varlink_reader_next(struct varlink_reader *r, const char **msg, size_t *len)
 {
     size_t avail = r->len - r->start;
+    if (avail == 0) { /* nothing buffered yet: r->buf may still be NULL */
+        r->scanned = 0;
+        return 0;
+    }
     const char *base = r->buf + r->start;
     const char *nul =
         avail > r->scanned ? memchr(base + r->scanned, '\0', avail - r->scanned) : NULL;
