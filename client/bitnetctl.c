@@ -23,6 +23,8 @@ static const struct ctl_command commands[] = {
     {"kernels", cmd_kernels, "[ID]",
      "list every kernel id (compiled, supported, available), or check one"},
     {"load", cmd_load, "PATH [--name N]", "load a GGUF model into the daemon (admin)"},
+    {"matrix", cmd_matrix, "[--markdown]",
+     "the backend compatibility matrix: formats x instruction sets x providers (local)"},
     {"models", cmd_models, "", "list the daemon's models: state, arch, weights, kernel"},
     {"ps", cmd_ps, "", "list generation jobs: state, model, kernel, tokens"},
     {"status", cmd_status, "", "show what the daemon is doing: uptime, connections, jobs, models"},

@@ -59,5 +59,6 @@ int cmd_models(const struct ctl_options *opts, int argc, char **argv);
 int cmd_load(const struct ctl_options *opts, int argc, char **argv);
 int cmd_unload(const struct ctl_options *opts, int argc, char **argv);
 int cmd_tokenize(const struct ctl_options *opts, int argc, char **argv);
+int cmd_matrix(const struct ctl_options *opts, int argc, char **argv);
 
 #endif

@@ -27,4 +27,15 @@ json_t *report_build(void);
  * kernel per format, and backends. */
 json_t *report_capabilities(const bitnet_cpu_features *cpu);
 
+/*
+ * Returns the backend compatibility matrix as a new JSON object: formats,
+ * isas and providers (the axes), one cell per provider x format x isa
+ * ({provider, format, isa, kernel: id or null, coverage: "yes" | "partial" |
+ * "planned" | "no", note: why, or null}) and the registry's static kernel
+ * table. It holds nothing that depends on the build or the machine
+ * (docs/backend-compatibility-matrix.md is generated from it); every kernel
+ * id it names is a registry id.
+ */
+json_t *report_matrix(void);
+
 #endif
