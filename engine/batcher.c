@@ -13,7 +13,7 @@
 struct gen {
     bool used;
     int id;
-    int seq;         /* engine sequence */
+    int seq;         /* the target's sequence */
     int32_t *tokens; /* prompt then generated */
     size_t n_tokens, cap_tokens;
     size_t n_prompt;
@@ -36,11 +36,11 @@ struct gen {
 };
 
 struct batcher {
-    engine *e;
+    batch_target t; /* what the steps evaluate on */
     const tokenizer *tok;
     int max_batch;
     struct gen *gens;
-    int n_gens; /* slots = the engine's n_seq_max */
+    int n_gens; /* slots = the target's n_seq_max */
     int next_id;
     int32_t *btok;
     int *bseq;
@@ -75,25 +75,65 @@ const char *gen_finish_name(gen_finish f)
     return "none";
 }
 
+static int engine_target_seq_new(void *impl, int *seq, char *err, size_t err_len)
+{
+    int rc = engine_seq_new(impl, seq);
+    if (rc)
+        snprintf(err, err_len, "no free engine sequence: %s", bitnet_strerror(rc));
+    return rc;
+}
+
+static void engine_target_seq_free(void *impl, int seq)
+{
+    engine_seq_free(impl, seq);
+}
+
+static int engine_target_eval(void *impl, const engine_batch *batch, float *out_logits, char *err,
+                              size_t err_len)
+{
+    return engine_eval(impl, batch, out_logits, err, err_len);
+}
+
+void batch_target_from_engine(engine *e, batch_target *out)
+{
+    const engine_info *in = engine_get_info(e);
+    *out = (batch_target){.impl = e,
+                          .seq_new = engine_target_seq_new,
+                          .seq_free = engine_target_seq_free,
+                          .eval = engine_target_eval,
+                          .n_vocab = in->n_vocab,
+                          .n_ctx = in->n_ctx,
+                          .n_seq_max = in->n_seq_max};
+}
+
 int batcher_new(engine *e, const tokenizer *t, int max_batch, batcher **out)
 {
+    batch_target bt;
+    batch_target_from_engine(e, &bt);
+    return batcher_new_target(&bt, t, max_batch, out);
+}
+
+int batcher_new_target(const batch_target *t, const tokenizer *tok, int max_batch, batcher **out)
+{
+    if (!t || !tok || !out || !t->seq_new || !t->seq_free || !t->eval || t->n_vocab <= 0 ||
+        t->n_ctx <= 0 || t->n_seq_max <= 0)
+        return BITNET_EPARAM;
     batcher *b = calloc(1, sizeof(*b));
     if (!b)
         return -ENOMEM;
-    const engine_info *in = engine_get_info(e);
-    b->e = e;
-    b->tok = t;
+    b->t = *t;
+    b->tok = tok;
     b->max_batch = max_batch > 0 ? max_batch : 256;
-    if (b->max_batch < in->n_seq_max)
-        b->max_batch = in->n_seq_max;
-    b->n_gens = in->n_seq_max;
+    if (b->max_batch < t->n_seq_max)
+        b->max_batch = t->n_seq_max;
+    b->n_gens = t->n_seq_max;
     b->gens = calloc((size_t)b->n_gens, sizeof(*b->gens));
     b->btok = malloc(sizeof(int32_t) * (size_t)b->max_batch);
     b->bseq = malloc(sizeof(int) * (size_t)b->max_batch);
     b->bwant = malloc(sizeof(bool) * (size_t)b->max_batch);
     b->bgen = malloc(sizeof(int) * (size_t)b->n_gens);
-    b->logits = malloc(sizeof(float) * (size_t)in->n_vocab * (size_t)b->n_gens);
-    b->piece_cap = tokenizer_stream_bound(t) + 16;
+    b->logits = malloc(sizeof(float) * (size_t)t->n_vocab * (size_t)b->n_gens);
+    b->piece_cap = tokenizer_stream_bound(tok) + 16;
     b->piece = malloc(b->piece_cap);
     if (!b->gens || !b->btok || !b->bseq || !b->bwant || !b->bgen || !b->logits || !b->piece) {
         batcher_free(b);
@@ -105,7 +145,7 @@ int batcher_new(engine *e, const tokenizer *t, int max_batch, batcher **out)
 
 static void gen_release(batcher *b, struct gen *g)
 {
-    engine_seq_free(b->e, g->seq);
+    b->t.seq_free(b->t.impl, g->seq);
     sampler_free(g->smp);
     for (int i = 0; i < GEN_MAX_STOP; i++)
         free(g->stop_copy[i]);
@@ -197,14 +237,14 @@ int batcher_active(const batcher *b)
 int batcher_add(batcher *b, const gen_request *req, gen_callback cb, void *user, int *id, char *err,
                 size_t err_len)
 {
-    const engine_info *in = engine_get_info(b->e);
+    const batch_target *t = &b->t;
     if (req->n_prompt == 0) {
         snprintf(err, err_len, "the prompt is empty");
         return BITNET_EPARAM;
     }
-    if (req->n_prompt >= (size_t)in->n_ctx) {
+    if (req->n_prompt >= (size_t)t->n_ctx) {
         snprintf(err, err_len, "the prompt has %zu tokens; the context holds %d", req->n_prompt,
-                 in->n_ctx);
+                 t->n_ctx);
         return BITNET_EPARAM;
     }
     if (req->max_tokens <= 0 || req->n_stop < 0 || req->n_stop > GEN_MAX_STOP) {
@@ -212,7 +252,7 @@ int batcher_add(batcher *b, const gen_request *req, gen_callback cb, void *user,
         return BITNET_EPARAM;
     }
     for (size_t i = 0; i < req->n_prompt; i++) {
-        if (req->prompt[i] < 0 || req->prompt[i] >= in->n_vocab) {
+        if (req->prompt[i] < 0 || req->prompt[i] >= t->n_vocab) {
             snprintf(err, err_len, "prompt token %zu (%d) is outside the vocabulary", i,
                      req->prompt[i]);
             return BITNET_EPARAM;
@@ -230,11 +270,9 @@ int batcher_add(batcher *b, const gen_request *req, gen_callback cb, void *user,
         return BITNET_EBUSY;
     }
     memset(g, 0, sizeof(*g));
-    rc = engine_seq_new(b->e, &g->seq);
-    if (rc) {
-        snprintf(err, err_len, "no free engine sequence");
+    rc = b->t.seq_new(b->t.impl, &g->seq, err, err_len);
+    if (rc)
         return rc == BITNET_ELIMIT ? BITNET_EBUSY : rc;
-    }
     g->used = true;
     g->req = *req;
     size_t total = req->n_prompt + (size_t)req->max_tokens + 1;
@@ -242,7 +280,7 @@ int batcher_add(batcher *b, const gen_request *req, gen_callback cb, void *user,
     g->tokens = malloc(sizeof(int32_t) * total);
     g->cap_held = 4096;
     g->held = malloc(g->cap_held);
-    rc = sampler_new(&req->sampling, in->n_vocab, &g->smp);
+    rc = sampler_new(&req->sampling, t->n_vocab, &g->smp);
     for (int i = 0; i < req->n_stop && !rc; i++) {
         g->stop_copy[i] = strdup(req->stop[i]);
         g->req.stop[i] = g->stop_copy[i];
@@ -329,7 +367,7 @@ static bool take_text(struct gen *g, const char *text, size_t len, int32_t token
 /* Handles a sampled token: stream its text, check the stops and limits. */
 static void accept_token(batcher *b, struct gen *g, int32_t tok)
 {
-    const engine_info *in = engine_get_info(b->e);
+    const batch_target *t = &b->t;
     if (g->t_first == 0) {
         g->t_first = now_ms();
         g->usage.prefill_ms = g->t_first - g->t_started;
@@ -351,7 +389,7 @@ static void accept_token(batcher *b, struct gen *g, int32_t tok)
         gen_finish_now(b, g, GEN_FINISH_STOP, NULL);
         return;
     }
-    if (g->n_generated >= g->req.max_tokens || (int)g->n_tokens >= in->n_ctx) {
+    if (g->n_generated >= g->req.max_tokens || (int)g->n_tokens >= t->n_ctx) {
         gen_finish_now(b, g, GEN_FINISH_LENGTH, NULL);
         return;
     }
@@ -398,7 +436,7 @@ int batcher_step(batcher *b)
         return batcher_active(b);
     char err[256];
     engine_batch batch = {n, b->btok, b->bseq, b->bwant};
-    int rc = engine_eval(b->e, &batch, b->logits, err, sizeof(err));
+    int rc = b->t.eval(b->t.impl, &batch, b->logits, err, sizeof(err));
     if (rc) {
         for (int i = 0; i < b->n_gens; i++)
             if (b->gens[i].used)
@@ -406,12 +444,11 @@ int batcher_step(batcher *b)
                                rc == BITNET_ECONTEXT ? GEN_FINISH_LENGTH : GEN_FINISH_ERROR, err);
         return 0;
     }
-    const engine_info *in = engine_get_info(b->e);
     for (int j = 0; j < n_want; j++) {
         struct gen *g = &b->gens[b->bgen[j]];
         if (!g->used)
             continue;
-        float *lg = b->logits + (size_t)j * (size_t)in->n_vocab;
+        float *lg = b->logits + (size_t)j * (size_t)b->t.n_vocab;
         int32_t tok = sampler_sample(g->smp, lg, g->tokens, g->n_tokens);
         g->logits = lg;
         accept_token(b, g, tok);

@@ -1,13 +1,15 @@
 /*
  * engine/batcher.h - generations in progress, advanced together.
  *
- * The batcher owns the generations running on one engine. Each step builds
- * one batch: prompt chunks of generations still in prefill and one token of
- * each generation that is decoding, evaluates it in one pass over the
- * weights (continuous batching), samples, and reports text through each
- * generation's callback. Generations join and leave between steps.
+ * The batcher owns the generations running on one engine, or on another
+ * batch target (below: a model in a backend library). Each step builds one
+ * batch: prompt chunks of generations still in prefill and one token of
+ * each generation that is decoding, evaluates it (the native engine does so
+ * in one pass over the weights: continuous batching), samples, and reports
+ * text through each generation's callback. Generations join and leave
+ * between steps.
  *
- * Not thread-safe: the engine's driver thread (the daemon's scheduler or
+ * Not thread-safe: the target's driver thread (the daemon's scheduler or
  * bitnet-run) calls everything here. Callbacks run on that thread.
  */
 #ifndef BITNET_ENGINE_BATCHER_H
@@ -74,8 +76,44 @@ typedef void (*gen_callback)(void *user, const gen_event *ev);
 
 typedef struct batcher batcher;
 
-/* A batcher over e and its tokenizer t (neither owned). max_batch bounds the
- * tokens of one step (prefill chunks are cut to fit); <= 0 means 256. */
+/*
+ * What a batcher evaluates on: the native engine (batch_target_from_engine()) or
+ * anything else that keeps sequences and evaluates batches of their tokens,
+ * such as a backend library seen through backends/target.h. The functions
+ * mean what engine_seq_new(), engine_seq_free() and engine_eval() mean in
+ * engine/engine.h, with impl in place of the engine and a message in err on
+ * failure: seq_new returns 0 and a sequence id, or BITNET_ELIMIT when
+ * n_seq_max sequences exist (or another negative code); eval writes
+ * the logits of the tokens that want them in batch order and returns 0,
+ * BITNET_ECONTEXT when a sequence would pass n_ctx, BITNET_EPARAM for an
+ * unknown sequence or a token out of range, or another negative code, with
+ * err set.
+ */
+typedef struct batch_target {
+    void *impl;
+    int (*seq_new)(void *impl, int *seq, char *err, size_t err_len);
+    void (*seq_free)(void *impl, int seq);
+    int (*eval)(void *impl, const engine_batch *batch, float *out_logits, char *err,
+                size_t err_len);
+    int n_vocab;   /* logits per token that wants them */
+    int n_ctx;     /* positions per sequence */
+    int n_seq_max; /* sequences at once (the batcher's generation slots) */
+} batch_target;
+
+/* The native engine as a batch target (impl is e; e must outlive it). */
+void batch_target_from_engine(engine *e, batch_target *out);
+
+/*
+ * A batcher over target t (copied; t->impl must outlive the batcher) and the
+ * model's tokenizer tok (not owned). max_batch bounds the tokens of one step
+ * (prefill chunks are cut to fit); <= 0 means 256. Returns 0 and *out,
+ * BITNET_EPARAM for a target without functions or with a size <= 0, or
+ * -ENOMEM.
+ */
+int batcher_new_target(const batch_target *t, const tokenizer *tok, int max_batch, batcher **out);
+
+/* A batcher over the native engine e and its tokenizer t (neither owned):
+ * batcher_new_target() on batch_target_from_engine(e). */
 int batcher_new(engine *e, const tokenizer *t, int max_batch, batcher **out);
 
 /* Cancels everything still running (their DONE events fire) and frees. */
@@ -83,9 +121,10 @@ void batcher_free(batcher *b);
 
 /*
  * Starts a generation. Returns 0 and its id (>= 0), BITNET_EBUSY when the
- * engine has no free sequence, BITNET_EPARAM for a bad request (empty
- * prompt, bad sampling, prompt longer than the context) or -ENOMEM, with a
- * message in err. The callback receives every event of this generation.
+ * target has no free sequence, BITNET_EPARAM for a bad request (empty
+ * prompt, bad sampling, prompt longer than the context), -ENOMEM, or the
+ * target's own code when it could not start a sequence, with a message in
+ * err. The callback receives every event of this generation.
  */
 int batcher_add(batcher *b, const gen_request *req, gen_callback cb, void *user, int *id, char *err,
                 size_t err_len);
