@@ -60,5 +60,7 @@ int cmd_load(const struct ctl_options *opts, int argc, char **argv);
 int cmd_unload(const struct ctl_options *opts, int argc, char **argv);
 int cmd_tokenize(const struct ctl_options *opts, int argc, char **argv);
 int cmd_matrix(const struct ctl_options *opts, int argc, char **argv);
+int cmd_prefer(const struct ctl_options *opts, int argc, char **argv);
+int cmd_reload(const struct ctl_options *opts, int argc, char **argv);
 
 #endif

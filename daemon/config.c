@@ -15,6 +15,9 @@
 #ifndef BITNETD_SYSCONFDIR
 #define BITNETD_SYSCONFDIR "/etc"
 #endif
+#ifndef BITNETD_BACKEND_DIR
+#define BITNETD_BACKEND_DIR "/usr/lib/bitnetd"
+#endif
 
 enum key_type { KT_STRING, KT_BOOL, KT_INT, KT_SIZE, KT_MODE };
 
@@ -85,6 +88,15 @@ static const struct config_key keys[] = {
      LIMIT_QUEUED_JOBS_MAX, IN_ALL, "N", "generation jobs one user may have queued or running"},
     {"max_tokens", NUM(KT_INT, max_tokens), LIMIT_MAX_TOKENS, 1, LIMIT_TOKENS_MAX, IN_ALL, "N",
      "the largest max_tokens one Generate may ask for"},
+    {"backends", STR(backends), "", 0, 0, IN_ALL, "ID=PATH,...",
+     "backend libraries to load at start, e.g. llama=" BITNETD_BACKEND_DIR "/libbitnet-llama.so"},
+    {"backend_dirs", STR(backend_dirs), BITNETD_BACKEND_DIR, 0, 0, IN_ALL, "DIR:...",
+     "directories backend libraries may be loaded from (owned by root or bitnetd's user, not "
+     "writable by others)"},
+    {"preference", STR(preference), "", 0, 0, IN_ALL, "ID ...",
+     "kernel and backend ids, best first (empty: fastest built-in first, scalar last)"},
+    {"strict", NUM(KT_BOOL, strict), "no", 0, 1, IN_ALL, NULL,
+     "refuse to fall back: a model whose first preference cannot run fails to load"},
 };
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
 

@@ -33,6 +33,10 @@ struct config {
     long long max_queued_jobs;  /* jobs waiting per model; daemon/limits.h */
     long long max_tokens;       /* largest max_tokens a Generate may ask; daemon/limits.h */
     long long max_jobs_per_uid; /* jobs of one user at once; daemon/limits.h */
+    char backends[8192];        /* backend libraries, "id=path, id=path" */
+    char backend_dirs[4096];    /* directories backend libraries may come from, ':'-separated */
+    char preference[2048];      /* kernel and backend ids, best first; "" = built-in ranking */
+    bool strict;                /* a fallback from the preferred entry is an error */
 };
 
 /* What config_load() found on the command line besides a configuration. */

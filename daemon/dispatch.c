@@ -103,14 +103,16 @@ static void get_status(struct conn *c, const struct varlink_call *call)
                            BITNET_VERSION, "pid", (json_int_t)getpid(), "uptime_seconds",
                            (json_int_t)((uv_now(s->loop) - s->start_ms) / 1000), "status",
                            s->status, "connections", s->n_conns, "jobs", s->jobs, "models", models,
-                           "backend", "native", "simd", bitnet_simd_level_name(cpu->active),
-                           "threads", s->threads, "limits", limits));
+                           "backend", s->models ? s->models->f.backend : "native", "simd",
+                           bitnet_simd_level_name(cpu->active), "threads", s->threads, "limits",
+                           limits));
 }
 
 /* A report built on the worker thread, for a connection on the loop. */
 struct report_work {
     struct conn *c;
     json_t *(*build)(void);
+    void (*finish)(struct server *s, json_t *result); /* on the loop, may be NULL */
     json_t *result;
 };
 
@@ -123,6 +125,8 @@ static void report_run(void *arg)
 static void report_done(void *arg)
 {
     struct report_work *w = arg;
+    if (w->result && w->finish)
+        w->finish(w->c->srv, w->result);
     if (w->result) {
         conn_reply(w->c, w->result, false);
         json_decref(w->result);
@@ -137,12 +141,14 @@ static void report_done(void *arg)
 
 /* Builds a report off the loop and replies with it when it is ready; the
  * connection takes no other call meanwhile, so replies stay in order. */
-static void run_report(struct conn *c, json_t *(*build)(void))
+static void run_report(struct conn *c, json_t *(*build)(void),
+                       void (*finish)(struct server *s, json_t *result))
 {
     struct report_work *w = calloc(1, sizeof(*w));
     if (w) {
         w->c = c;
         w->build = build;
+        w->finish = finish;
         conn_ref(c);
         if (work_submit(c->srv, report_run, report_done, w) == 0)
             return;
@@ -163,14 +169,47 @@ static json_t *build_kernels(void)
     return json_pack("{s:o}", "kernels", report_kernels(NULL));
 }
 
+/* The parts of the capabilities that only the loop may read: the backends,
+ * the preference list, which kernel each model runs, and the limits. */
+static void finish_capabilities(struct server *s, json_t *r)
+{
+    json_object_set_new(r, "backends", backends_json(s));
+    json_object_set_new(r, "preference", backends_preference_json(s));
+    json_t *selected = json_array();
+    json_t *limits = json_array();
+    for (const struct model *m = s->models; m; m = m->next) {
+        if (m->state != MODEL_READY)
+            continue;
+        json_array_append_new(selected, json_pack("{s:s, s:s, s:s, s:i}", "model", m->name,
+                                                  "backend", m->f.backend, "kernel", m->f.kernel,
+                                                  "generation", m->f.number));
+        json_array_append_new(limits, json_pack("{s:s, s:i, s:i}", "model", m->name, "n_ctx",
+                                                m->f.n_ctx, "n_seq_max", m->f.n_seq_max));
+    }
+    json_object_set_new(r, "selected", selected);
+    json_object_set_new(r, "model_limits", limits);
+    /* Mark the kernels the loaded models run. */
+    json_t *ks = json_object_get(r, "kernels");
+    size_t i;
+    json_t *k;
+    json_array_foreach(ks, i, k)
+    {
+        const char *id = json_string_value(json_object_get(k, "id"));
+        bool sel = false;
+        for (const struct model *m = s->models; m && id; m = m->next)
+            sel = sel || (m->state == MODEL_READY && strcmp(m->f.kernel, id) == 0);
+        json_object_set_new(k, "selected", json_boolean(sel));
+    }
+}
+
 static void get_capabilities(struct conn *c, const struct varlink_call *call)
 {
-    run_report(c, build_capabilities);
+    run_report(c, build_capabilities, finish_capabilities);
 }
 
 static void list_kernels(struct conn *c, const struct varlink_call *call)
 {
-    run_report(c, build_kernels);
+    run_report(c, build_kernels, NULL);
 }
 
 /* ---- io.bitnetd.Admin ---- */
@@ -249,7 +288,9 @@ static const struct param generate_params[] = {
     {"top_k", PT_INT, false},      {"top_p", PT_NUMBER, false},
     {"min_p", PT_NUMBER, false},   {"repeat_penalty", PT_NUMBER, false},
     {"seed", PT_INT, false},       {"stop", PT_ARRAY, false},
-    {"model", PT_STRING, false},   {NULL, PT_STRING, false}};
+    {"model", PT_STRING, false},   {"backend", PT_STRING, false},
+    {"kernel", PT_STRING, false},  {"strict", PT_BOOL, false},
+    {NULL, PT_STRING, false}};
 static const struct param tokenize_params[] = {{"text", PT_STRING, true},
                                                {"add_special", PT_BOOL, false},
                                                {"parse_special", PT_BOOL, false},
@@ -257,8 +298,17 @@ static const struct param tokenize_params[] = {{"text", PT_STRING, true},
                                                {NULL, PT_STRING, false}};
 static const struct param detokenize_params[] = {
     {"tokens", PT_ARRAY, true}, {"model", PT_STRING, false}, {NULL, PT_STRING, false}};
-static const struct param load_params[] = {
-    {"path", PT_STRING, true}, {"name", PT_STRING, false}, {NULL, PT_STRING, false}};
+static const struct param load_params[] = {{"path", PT_STRING, true},
+                                           {"name", PT_STRING, false},
+                                           {"preference", PT_ARRAY, false},
+                                           {"strict", PT_BOOL, false},
+                                           {NULL, PT_STRING, false}};
+static const struct param preference_params[] = {{"preference", PT_ARRAY, true},
+                                                 {"model", PT_STRING, false},
+                                                 {"strict", PT_BOOL, false},
+                                                 {NULL, PT_STRING, false}};
+static const struct param reload_params[] = {
+    {"backend", PT_STRING, true}, {"path", PT_STRING, false}, {NULL, PT_STRING, false}};
 static const struct param unload_params[] = {{"name", PT_STRING, true}, {NULL, PT_STRING, false}};
 static const struct param path_param[] = {{"path", PT_STRING, true}, {NULL, PT_STRING, false}};
 
@@ -279,6 +329,8 @@ static const struct method methods[] = {
     {"io.bitnetd.Admin.LoadModel", load_params, true, models_load_call},
     {"io.bitnetd.Admin.UnloadModel", unload_params, true, models_unload_call},
     {"io.bitnetd.Admin.AnalyzeLibrary", path_param, true, analyze_library_call},
+    {"io.bitnetd.Admin.SetPreference", preference_params, true, backends_set_preference_call},
+    {"io.bitnetd.Admin.ReloadLibrary", reload_params, true, backends_reload_library_call},
 };
 
 bool dispatch_peer_is_admin(const struct conn *c)

@@ -64,13 +64,17 @@ void job_free(struct job *j)
     for (int i = 0; i < GEN_MAX_STOP; i++)
         free(j->stop_buf[i]);
     free(j->held);
+    free(j->fallback);
     free(j);
 }
 
 /* ---- events from the scheduler ---- */
 
-void jobs_on_started(struct job *j, int prompt_tokens)
+void jobs_on_started(struct job *j, int prompt_tokens, const struct gen_facts *f)
 {
+    snprintf(j->backend, sizeof(j->backend), "%s", f->backend);
+    snprintf(j->kernel, sizeof(j->kernel), "%s", f->kernel);
+    j->generation = f->number;
     if (j->state == JOB_QUEUED)
         j->model->queued--;
     j->state = JOB_PREFILL;
@@ -138,9 +142,14 @@ void jobs_on_done(struct job *j, gen_finish finish, const char *error, const gen
         json_pack("{s:i, s:i, s:f, s:f, s:f, s:f}", "prompt_tokens", prompt_tokens,
                   "generated_tokens", u->generated_tokens, "prefill_ms", u->prefill_ms, "decode_ms",
                   u->decode_ms, "decode_tokens_per_s", tps, "queue_ms", u->queue_ms);
-    json_t *p = json_pack("{s:I, s:s, s:o, s:s, s:o}", "job", (json_int_t)j->id, "finish_reason",
-                          gen_finish_name(finish), "usage", usage, "backend", "native", "kernel",
-                          m->kernel[0] ? json_string(m->kernel) : json_null());
+    json_t *p = json_pack("{s:I, s:s, s:o, s:o, s:o}", "job", (json_int_t)j->id, "finish_reason",
+                          gen_finish_name(finish), "usage", usage, "backend",
+                          j->backend[0] ? json_string(j->backend) : json_null(), "kernel",
+                          j->kernel[0] ? json_string(j->kernel) : json_null());
+    if (p && j->generation)
+        json_object_set_new(p, "generation", json_integer(j->generation));
+    if (p && j->fallback)
+        json_object_set_new(p, "fallback", json_string(j->fallback));
     if (p && j->n_held)
         json_object_set_new(p, "text", json_stringn(j->held, j->n_held));
     if (p && error)
@@ -304,6 +313,40 @@ static const char *parse_request(struct server *s, struct job *j, json_t *params
     return NULL;
 }
 
+/* A Generate that names a backend or kernel: the model's current
+ * generation either is that, or the job runs anyway with the reason in its
+ * final reply (logged), or, strict, the call fails with BackendMismatch.
+ * Returns 0, or -1 when the call was answered with the error. */
+static int check_selection(struct conn *c, struct job *j, const struct model *m,
+                           const json_t *params)
+{
+    const char *want_b = json_string_value(json_object_get(params, "backend"));
+    const char *want_k = json_string_value(json_object_get(params, "kernel"));
+    if ((!want_b && !want_k) || m->state != MODEL_READY)
+        return 0;
+    if ((!want_b || strcmp(want_b, m->f.backend) == 0) &&
+        (!want_k || strcmp(want_k, m->f.kernel) == 0))
+        return 0;
+    char reason[512];
+    snprintf(reason, sizeof(reason),
+             "asked for backend %s kernel %s, but model %s runs in %s with kernel %s (generation "
+             "%d); a request does not load another backend (use SetPreference)",
+             want_b ? want_b : "(any)", want_k ? want_k : "(any)", m->name, m->f.backend,
+             m->f.kernel, m->f.number);
+    bool strict = json_is_true(json_object_get(params, "strict")) || m->strict || c->srv->strict;
+    if (strict) {
+        json_t *p = json_pack("{s:s, s:s, s:s}", "requested", want_k ? want_k : want_b, "active",
+                              m->f.kernel, "reason", reason);
+        conn_error(c, "io.bitnetd.Inference.BackendMismatch", p);
+        json_decref(p);
+        return -1;
+    }
+    log_event(LOG_WARNING, "fallback", "model=%s request=%s reason=\"%s\"", m->name,
+              want_k ? want_k : want_b, reason);
+    j->fallback = strdup(reason);
+    return 0;
+}
+
 void jobs_generate(struct conn *c, const struct varlink_call *call)
 {
     struct server *s = c->srv;
@@ -331,6 +374,10 @@ void jobs_generate(struct conn *c, const struct varlink_call *call)
     if (bad) {
         job_free(j);
         invalid(c, bad);
+        return;
+    }
+    if (check_selection(c, j, m, call->parameters) < 0) {
+        job_free(j);
         return;
     }
     int mine = 0, of_model = 0;
@@ -403,8 +450,11 @@ void jobs_list(struct conn *c, const struct varlink_call *call)
         const struct model *m = j->model;
         json_array_append_new(list, json_pack("{s:I, s:s, s:s, s:s, s:o, s:i, s:i, s:I}", "id",
                                               (json_int_t)j->id, "state", job_state_name(j->state),
-                                              "model", m->name, "backend", "native", "kernel",
-                                              m->kernel[0] ? json_string(m->kernel) : json_null(),
+                                              "model", m->name, "backend",
+                                              j->backend[0] ? j->backend : m->f.backend, "kernel",
+                                              j->kernel[0]     ? json_string(j->kernel)
+                                              : m->f.kernel[0] ? json_string(m->f.kernel)
+                                                               : json_null(),
                                               "prompt_tokens", j->prompt_tokens, "tokens",
                                               j->tokens, "uid", (json_int_t)j->uid));
     }

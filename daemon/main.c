@@ -54,9 +54,12 @@ void server_update_status(struct server *s)
     char models[160] = "no model loaded";
     size_t used = 0;
     for (const struct model *m = s->models; m && used < sizeof(models); m = m->next) {
-        int n = snprintf(models + used, sizeof(models) - used, "%s%s %s (%s)", used ? ", " : "",
+        char fb[80] = "";
+        if (m->state == MODEL_READY && m->fallback)
+            snprintf(fb, sizeof(fb), ", FALLBACK from %s", m->requested);
+        int n = snprintf(models + used, sizeof(models) - used, "%s%s %s (%s%s)", used ? ", " : "",
                          m == s->models ? "model" : "", m->name,
-                         m->state == MODEL_READY ? m->kernel : model_state_name(m->state));
+                         m->state == MODEL_READY ? m->f.kernel : model_state_name(m->state), fb);
         if (n < 0)
             break;
         used += (size_t)n;
@@ -100,7 +103,21 @@ int server_reload(struct server *s, char *err, size_t err_len)
                       "reason=\"socket and threads changes need a restart\"");
         memcpy(cfg.socket, s->cfg.socket, sizeof(cfg.socket));
         cfg.threads = s->cfg.threads;
-        rc = apply_config(s, &cfg, err, err_len);
+        /* Backend libraries are loaded at start; ReloadLibrary replaces them. */
+        memcpy(cfg.backends, s->cfg.backends, sizeof(cfg.backends));
+        memcpy(cfg.backend_dirs, s->cfg.backend_dirs, sizeof(cfg.backend_dirs));
+        struct pref_list pref = {0};
+        if (cfg.preference[0])
+            rc = pref_parse(cfg.preference, &pref, err, err_len);
+        for (int i = 0; rc >= 0 && i < pref.n; i++)
+            rc = pref_check_known(s, pref.id[i], err, err_len);
+        if (rc >= 0)
+            rc = apply_config(s, &cfg, err, err_len);
+        if (rc >= 0) {
+            s->pref = pref;
+            s->pref_from_call = false;
+            s->strict = cfg.strict;
+        }
     }
     char q[600];
     if (rc < 0)
@@ -206,7 +223,7 @@ static int preload_models(struct server *s)
     for (char *path = strtok_r(list, ":", &save); path; path = strtok_r(NULL, ":", &save)) {
         char err[512], q[600];
         struct model *m;
-        if (models_load(s, path, NULL, &m, err, sizeof(err)) < 0) {
+        if (models_load(s, path, NULL, NULL, false, &m, err, sizeof(err)) < 0) {
             log_event(LOG_ERR, "model-load-failed", "path=%s error=%s",
                       log_quote(path, q, sizeof(q)), log_quote(err, q + 300, 300));
             return -1;
@@ -298,6 +315,13 @@ int main(int argc, char **argv)
     if (s->threads == 0)
         s->threads = cpu->physical_cores > 0 ? cpu->physical_cores : 1;
 
+    s->strict = cfg.strict;
+    rc = backends_init(s, err, sizeof(err));
+    if (rc < 0) {
+        fprintf(stderr, "bitnetd: %s\n", err);
+        return 2;
+    }
+
     uv_loop_t loop;
     uv_loop_init(&loop);
     s->loop = &loop;
@@ -347,6 +371,7 @@ int main(int argc, char **argv)
 
     remove_socket(s);
     free(s->uids);
+    backends_shutdown(s);
     rc = uv_loop_close(&loop);
     log_event(LOG_INFO, "stopped", "clean=%s exit=%d", rc == 0 ? "yes" : "no", s->exit_code);
     return s->exit_code;

@@ -63,8 +63,8 @@ struct model *models_find(struct server *s, const char *name)
     return NULL;
 }
 
-int models_load(struct server *s, const char *path, const char *name, struct model **out, char *err,
-                size_t err_len)
+int models_load(struct server *s, const char *path, const char *name, const struct pref_list *pref,
+                bool strict, struct model **out, char *err, size_t err_len)
 {
     char def[64];
     if (!name) {
@@ -88,7 +88,10 @@ int models_load(struct server *s, const char *path, const char *name, struct mod
         return BITNET_ELIMIT;
     }
     struct model *m = calloc(1, sizeof(*m));
-    if (!m) {
+    struct plan *plan = calloc(1, sizeof(*plan));
+    if (!m || !plan) {
+        free(m);
+        free(plan);
         snprintf(err, err_len, "out of memory");
         return -ENOMEM;
     }
@@ -100,9 +103,25 @@ int models_load(struct server *s, const char *path, const char *name, struct mod
     m->threads = s->threads;
     m->state = MODEL_LOADING;
     m->refs = 1; /* the list's */
-    int rc = sched_start(m);
-    if (rc < 0) {
-        snprintf(err, err_len, "cannot start a scheduler thread: %s", strerror(-rc));
+    if (pref)
+        m->pref = *pref;
+    m->strict = strict;
+    struct pref_list scratch;
+    int rc = plan_build(s, path, pref_effective(s, &m->pref, &scratch), m->strict || s->strict,
+                        NULL, plan, err, err_len);
+    if (rc == 0) {
+        plan->n_seq_max = m->n_seq_max;
+        plan->n_ctx = m->n_ctx;
+        plan->threads = m->threads;
+        snprintf(m->requested, sizeof(m->requested), "%s", plan->e[0].id);
+        m->plan = plan;
+        rc = sched_start(m);
+        if (rc < 0)
+            snprintf(err, err_len, "cannot start a scheduler thread: %s", strerror(-rc));
+    }
+    if (rc) {
+        plan_release(plan);
+        free(plan);
         free(m);
         return rc;
     }
@@ -122,7 +141,15 @@ void model_unref(struct model *m)
 {
     if (--m->refs > 0)
         return;
+    if (m->plan) {
+        plan_release(m->plan);
+        free(m->plan);
+    }
+    json_decref(m->preference);
+    json_decref(m->self_check);
+    selfcheck_free(&m->check);
     tokenizer_free(m->tok_owned);
+    gguf_close(m->gguf_owned);
     pthread_mutex_destroy(&m->lock);
     pthread_cond_destroy(&m->cond);
     free(m);
@@ -131,32 +158,68 @@ void model_unref(struct model *m)
 json_t *model_json(const struct model *m)
 {
     bool ready = m->state == MODEL_READY;
-    return json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:i, s:o}", "name", m->name,
-                     "path", m->path, "backend", "native", "state", model_state_name(m->state),
-                     "arch", ready ? json_string(m->arch) : json_null(), "weights",
-                     ready ? json_string(m->weights) : json_null(), "kernel",
-                     ready ? json_string(m->kernel) : json_null(), "n_ctx",
-                     ready ? json_integer(m->info_ctx) : json_null(), "threads",
-                     ready ? json_integer(m->info_threads) : json_null(), "n_seq_max", m->n_seq_max,
-                     "queued", json_integer(m->queued));
+    const struct gen_facts *f = &m->f;
+    json_t *o =
+        json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:i, s:o}", "name", m->name,
+                  "path", m->path, "backend", ready ? f->backend : "", "state",
+                  model_state_name(m->state), "arch", ready ? json_string(f->arch) : json_null(),
+                  "weights", ready ? json_string(f->weights) : json_null(), "kernel",
+                  ready ? json_string(f->kernel) : json_null(), "n_ctx",
+                  ready ? json_integer(f->n_ctx) : json_null(), "threads",
+                  ready ? json_integer(f->threads) : json_null(), "n_seq_max", m->n_seq_max,
+                  "queued", json_integer(m->queued));
+    if (!ready)
+        return o;
+    json_object_set_new(o, "generation", json_integer(f->number));
+    json_object_set_new(o, "library", f->library[0] ? json_string(f->library) : json_null());
+    json_object_set_new(o, "requested", json_string(m->requested));
+    json_object_set_new(o, "fallback", json_boolean(m->fallback));
+    json_object_set_new(o, "strict", json_boolean(m->strict || m->srv->strict));
+    if (m->preference)
+        json_object_set(o, "preference", m->preference);
+    if (m->self_check)
+        json_object_set(o, "self_check", m->self_check);
+    return o;
 }
 
-void models_on_loaded(struct model *m, const engine_info *info)
+/* Takes plan p's outcome as m's: the preference report, the requested and
+ * active entries, and a loud line when it fell back. */
+static void take_plan(struct model *m, const struct plan *p, const struct gen_facts *f)
+{
+    json_decref(m->preference);
+    m->preference = plan_json(p);
+    snprintf(m->requested, sizeof(m->requested), "%s", p->e[0].id);
+    m->fallback = p->active > 0;
+    m->f = *f;
+    m->format = p->format;
+    m->forced = p->active >= 0 ? p->e[p->active].kernel : NULL;
+    if (!m->fallback)
+        return;
+    char why[1200];
+    size_t n = 0;
+    why[0] = '\0';
+    for (int i = 0; i < p->active && n < sizeof(why); i++)
+        n += (size_t)snprintf(why + n, sizeof(why) - n, "%s%s: %s", i ? "; " : "", p->e[i].id,
+                              p->e[i].reason);
+    char q[1300];
+    log_event(LOG_WARNING, "fallback", "model=%s requested=%s active=%s kernel=%s reason=%s",
+              m->name, p->e[0].id, p->e[p->active].id, f->kernel, log_quote(why, q, sizeof(q)));
+}
+
+void models_on_loaded(struct model *m, const struct gen_facts *f)
 {
     struct server *s = m->srv;
-    snprintf(m->arch, sizeof(m->arch), "%s", info->arch);
-    snprintf(m->weights, sizeof(m->weights), "%s", info->weight_type);
-    snprintf(m->kernel, sizeof(m->kernel), "%s", info->kernel);
-    snprintf(m->lm_head, sizeof(m->lm_head), "%s", info->lm_head);
-    m->info_ctx = info->n_ctx;
-    m->info_threads = info->n_threads;
-    m->info_seq_max = info->n_seq_max;
+    take_plan(m, m->plan, f);
+    plan_release(m->plan);
+    free(m->plan);
+    m->plan = NULL;
     m->tok = m->tok_owned;
     if (m->state == MODEL_LOADING)
         m->state = MODEL_READY;
     log_event(LOG_INFO, "model-loaded",
-              "name=%s arch=%s weights=%s kernel=%s n_ctx=%d threads=%d n_seq_max=%d", m->name,
-              m->arch, m->weights, m->kernel, m->info_ctx, m->info_threads, m->info_seq_max);
+              "name=%s arch=%s weights=%s backend=%s kernel=%s n_ctx=%d threads=%d n_seq_max=%d",
+              m->name, f->arch, f->weights, f->backend, f->kernel, f->n_ctx, f->threads,
+              f->n_seq_max);
     if (m->load_call) {
         json_t *p = json_pack("{s:o}", "model", model_json(m));
         conn_reply(m->load_call, p, false);
@@ -170,6 +233,28 @@ void models_on_loaded(struct model *m, const engine_info *info)
         server_maybe_ready(s);
     }
     server_update_status(s);
+}
+
+bool models_switch(struct model *m, struct gen *g, const struct plan *p)
+{
+    if (m->state != MODEL_READY) {
+        gen_free(g);
+        return false;
+    }
+    g->f.number = m->f.number + 1;
+    struct gen_facts f = g->f;
+    pthread_mutex_lock(&m->lock);
+    gen_free(m->pending); /* a switch the scheduler has not taken yet is superseded */
+    m->pending = g;
+    if (selfcheck_copy(&m->check, &g->check) != 0)
+        selfcheck_free(&m->check);
+    pthread_cond_signal(&m->cond);
+    pthread_mutex_unlock(&m->lock);
+    take_plan(m, p, &f);
+    log_event(LOG_NOTICE, "model-switched", "name=%s generation=%d backend=%s kernel=%s", m->name,
+              f.number, f.backend, f.kernel);
+    server_update_status(m->srv);
+    return true;
 }
 
 /* The scheduler thread has returned: the load failed, or the model was
@@ -255,7 +340,16 @@ void models_load_call(struct conn *c, const struct varlink_call *call)
     }
     log_event(LOG_INFO, "load-requested", "name=%s uid=%u pid=%d", name, (unsigned)c->uid,
               (int)c->pid);
-    int rc = models_load(c->srv, path, name, &m, err, sizeof(err));
+    struct pref_list pref = {0};
+    json_t *pa = json_object_get(call->parameters, "preference");
+    if (pa && pref_from_json(c->srv, pa, &pref, err, sizeof(err)) != 0) {
+        json_t *p = json_pack("{s:s}", "reason", err);
+        conn_error(c, "io.bitnetd.Admin.PreferenceInvalid", p);
+        json_decref(p);
+        return;
+    }
+    bool strict = json_is_true(json_object_get(call->parameters, "strict"));
+    int rc = models_load(c->srv, path, name, &pref, strict, &m, err, sizeof(err));
     if (rc == -EEXIST) {
         json_t *p = json_pack("{s:s}", "name", name);
         conn_error(c, "io.bitnetd.Admin.ModelExists", p);

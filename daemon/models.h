@@ -24,6 +24,7 @@
 
 #include <jansson.h>
 
+#include "daemon/backends.h"
 #include "engine/batcher.h"
 
 struct server;
@@ -62,42 +63,57 @@ struct job {
     bool cancel;                  /* [lock] cancellation requested */
     struct job *qnext;            /* [lock] in the model's queue */
     int gen_id;                   /* [sched] batcher id once added */
-    struct job **slot;            /* [sched] its place among the scheduler's active jobs */
+    struct gen *gen;              /* [sched] the generation running it, NULL once ended */
     /* [loop] */
-    struct conn *conn;    /* the Generate call's connection (referenced), NULL once gone */
-    uid_t uid;            /* the caller */
-    enum job_state state; /* as last reported */
-    int prompt_tokens;    /* known once started */
-    int tokens;           /* generated so far */
-    char *held;           /* text a full output buffer could not take yet */
+    struct conn *conn;            /* the Generate call's connection (referenced), NULL once gone */
+    uid_t uid;                    /* the caller */
+    enum job_state state;         /* as last reported */
+    int prompt_tokens;            /* known once started */
+    int tokens;                   /* generated so far */
+    char *held;                   /* text a full output buffer could not take yet */
+    char backend[BACKEND_ID_MAX]; /* where it runs, known once started */
+    char kernel[64];
+    int generation;
+    char *fallback; /* why the backend or kernel the call asked for is not the one used */
     size_t n_held;
     struct job *prev, *next; /* in srv->jobs */
 };
 
 struct model {
-    char name[64];      /* [const] how calls name it */
-    char path[4096];    /* [const] the GGUF file */
-    struct server *srv; /* [const] */
-    int n_seq_max;      /* [const] generations batched together */
-    int n_ctx;          /* [const] requested context, 0 = the model's */
-    int threads;        /* [const] compute threads */
-    bool preload;       /* [loop] READY=1 waits for it */
-    /* [loop] facts copied from engine_get_info() once loaded */
-    enum model_state state;
-    char arch[32], weights[16], kernel[48], lm_head[96];
-    int info_ctx, info_threads, info_seq_max;
-    const tokenizer *tok;     /* [loop] usable once MODEL_READY; freed with the model */
-    tokenizer *tok_owned;     /* [sched] until loaded, then [loop] */
-    int refs;                 /* [loop] jobs, Tokenize work and the list itself */
-    int queued;               /* [loop] jobs in JOB_QUEUED */
-    struct conn *load_call;   /* [loop] the LoadModel call waiting for the load, if any */
-    struct conn *unload_call; /* [loop] the UnloadModel call waiting for the exit */
-    char load_error[512];     /* [sched] why the load failed, read by the loop after the exit */
+    char name[64];          /* [const] how calls name it */
+    char path[4096];        /* [const] the GGUF file */
+    struct server *srv;     /* [const] */
+    int n_seq_max;          /* [const] generations batched together */
+    int n_ctx;              /* [const] requested context, 0 = the model's */
+    int threads;            /* [const] compute threads */
+    bool preload;           /* [loop] READY=1 waits for it */
+    enum model_state state; /* [loop] */
+    struct gen_facts f;     /* [loop] the current generation, once loaded */
+    struct pref_list pref;  /* [loop] the model's own preference list (n 0: the global one) */
+    bool strict;            /* [loop] the model's own strict mode (the daemon's applies too) */
+    struct plan *plan;      /* [loop] built at load, carried out by the scheduler, then [loop] */
+    json_t *preference;     /* [loop] the last plan: each entry's state and reason */
+    char requested[BACKEND_ID_MAX]; /* [loop] the plan's first entry */
+    bool fallback;                  /* [loop] the active entry is not the first */
+    json_t *self_check;             /* [loop] the last switch's comparison, or NULL */
+    bool switching;                 /* [loop] a switch is being prepared */
+    bitnet_format format;           /* [loop] of the ternary weights */
+    const bitnet_kernel *forced;    /* [loop] the kernel the active entry forced, or NULL */
+    const tokenizer *tok;           /* [loop] usable once MODEL_READY; freed with the model */
+    tokenizer *tok_owned;           /* [sched] until loaded, then [loop] */
+    struct gguf_file *gguf_owned;   /* [sched] until loaded, then [loop]: the tokenizer's file */
+    int refs;                       /* [loop] jobs, Tokenize work and the list itself */
+    int queued;                     /* [loop] jobs in JOB_QUEUED */
+    struct conn *load_call;         /* [loop] the LoadModel call waiting for the load, if any */
+    struct conn *unload_call;       /* [loop] the UnloadModel call waiting for the exit */
+    char load_error[1024]; /* [sched] why the load failed, read by the loop after the exit */
     pthread_t thread;
     pthread_mutex_t lock;
     pthread_cond_t cond;
     struct job *qhead, *qtail; /* [lock] jobs not yet taken by the scheduler */
     bool quit;                 /* [lock] cancel everything and exit */
+    struct gen *pending;       /* [lock] a generation to switch to */
+    struct selfcheck check;    /* [lock] the current generation's self-check */
     struct model *next;        /* [loop] in srv->models */
 };
 
@@ -125,10 +141,16 @@ void sched_stop(struct model *m);
 /* ---- models.c ---- */
 
 /* Starts loading path as model name (NULL: the file's base name without
- * .gguf). Returns 0 and the model, or a negative error with err (a name
- * in use, too many models, no memory). */
-int models_load(struct server *s, const char *path, const char *name, struct model **out, char *err,
-                size_t err_len);
+ * .gguf), under its own preference list pref (NULL or empty: the global
+ * one) and strict (or the global strict). Returns 0 and the model, or a
+ * negative error with err (a name in use, too many models, the file
+ * unreadable, no applicable preference entry, no memory). */
+int models_load(struct server *s, const char *path, const char *name, const struct pref_list *pref,
+                bool strict, struct model **out, char *err, size_t err_len);
+
+/* Hands generation g to m's scheduler: new jobs go to it (loop). When m is
+ * no longer ready, g is freed instead. Returns true when handed over. */
+bool models_switch(struct model *m, struct gen *g, const struct plan *p);
 
 /* The model called name, or the first model when name is NULL; NULL when
  * there is none or it is being unloaded. */
@@ -141,7 +163,7 @@ void model_unref(struct model *m);
 json_t *model_json(const struct model *m);
 
 /* Loop side of scheduler events about the model itself. */
-void models_on_loaded(struct model *m, const engine_info *info);
+void models_on_loaded(struct model *m, const struct gen_facts *f);
 void models_on_exited(struct model *m);
 
 /* Stops every model (shutdown); the event path closes when the last is gone. */
@@ -155,7 +177,7 @@ void models_unload_call(struct conn *c, const struct varlink_call *call);
 /* ---- jobs.c ---- */
 
 /* Loop side of scheduler events about a job. */
-void jobs_on_started(struct job *j, int prompt_tokens);
+void jobs_on_started(struct job *j, int prompt_tokens, const struct gen_facts *f);
 void jobs_on_text(struct job *j, const char *text, size_t len, int n_tokens);
 void jobs_on_done(struct job *j, gen_finish finish, const char *error, const gen_usage *usage);
 

@@ -12,12 +12,11 @@
 #include <string.h>
 
 #include "bitnet/error.h"
+#include "engine/gguf.h"
+#include "daemon/backends.h"
 #include "daemon/log.h"
 #include "daemon/models.h"
 #include "daemon/server.h"
-
-/* Tokens of one batcher step (prefill chunks are cut to fit). */
-#define SCHED_MAX_BATCH 512
 
 enum sched_event_type {
     EV_LOADED,  /* the model is usable; info filled */
@@ -37,8 +36,7 @@ struct sched_event {
     gen_finish finish;
     char *error;
     gen_usage usage;
-    engine_info info; /* LOADED: strings copied below */
-    char arch[32], weights[16], kernel[48], lm_head[96];
+    struct gen_facts facts; /* LOADED, STARTED: the generation */
     struct sched_event *next;
 };
 
@@ -122,14 +120,10 @@ static void on_events(uv_async_t *a)
         struct sched_event *next = ev->next;
         switch (ev->type) {
         case EV_LOADED:
-            ev->info.arch = ev->arch;
-            ev->info.weight_type = ev->weights;
-            ev->info.kernel = ev->kernel;
-            ev->info.lm_head = ev->lm_head;
-            models_on_loaded(ev->model, &ev->info);
+            models_on_loaded(ev->model, &ev->facts);
             break;
         case EV_STARTED:
-            jobs_on_started(ev->job, ev->n);
+            jobs_on_started(ev->job, ev->n, &ev->facts);
             break;
         case EV_TEXT:
             jobs_on_text(ev->job, ev->text, ev->len, ev->n);
@@ -173,11 +167,12 @@ void sched_close(struct server *s)
 /* State of one scheduler thread. */
 struct sched {
     struct model *m;
-    engine *e;
+    gguf_file *gguf; /* the model file, for the tokenizer */
     tokenizer *tok;
-    batcher *b;
-    struct job **active; /* jobs in the batcher, n_seq_max slots */
-    int n_slots;
+    struct gen *cur;  /* new jobs go here */
+    struct gen *old;  /* earlier generations finishing their jobs */
+    struct job **run; /* jobs in a batcher */
+    int n_run, cap_run;
 };
 
 static void on_gen_event(void *user, const gen_event *ev)
@@ -188,11 +183,23 @@ static void on_gen_event(void *user, const gen_event *ev)
             ev_text(j->model, j, ev->text, ev->text_len, ev->token >= 0 ? 1 : 0);
         return;
     }
-    /* The job leaves its slot before the loop may free it. */
-    if (j->slot)
-        *j->slot = NULL;
-    j->slot = NULL;
+    /* The job leaves the running list before the loop may free it. */
+    if (j->gen) {
+        j->gen->jobs--;
+        j->gen = NULL;
+    }
     ev_done(j->model, j, ev->finish, ev->error, ev->usage);
+}
+
+/* Drops jobs that ended (their gen was cleared) from the running list. */
+static void prune_run(struct sched *st)
+{
+    int n = 0;
+    for (int i = 0; i < st->n_run; i++) {
+        if (st->run[i]->gen)
+            st->run[n++] = st->run[i];
+    }
+    st->n_run = n;
 }
 
 /* Tokenizes or renders job j's prompt. */
@@ -228,13 +235,27 @@ static int make_prompt(const tokenizer *tok, const struct job *j, int32_t **out,
     return rc;
 }
 
-/* Puts job j into the batcher, or ends it with an error. */
+/* Puts job j into the current generation's batcher, or ends it with an
+ * error. */
 static void start_job(struct sched *st, struct job *j)
 {
     char err[512];
     int32_t *prompt = NULL;
     size_t n_prompt = 0;
-    int rc = make_prompt(st->tok, j, &prompt, &n_prompt, err, sizeof(err));
+    int rc = 0;
+    if (st->n_run == st->cap_run) {
+        int cap = st->cap_run ? 2 * st->cap_run : 16;
+        struct job **r = realloc(st->run, sizeof(*r) * (size_t)cap);
+        if (!r) {
+            snprintf(err, sizeof(err), "out of memory");
+            rc = -ENOMEM;
+        } else {
+            st->run = r;
+            st->cap_run = cap;
+        }
+    }
+    if (rc == 0)
+        rc = make_prompt(st->tok, j, &prompt, &n_prompt, err, sizeof(err));
     if (rc == 0 && n_prompt == 0) {
         snprintf(err, sizeof(err), "the prompt is empty");
         rc = BITNET_EPARAM;
@@ -245,10 +266,11 @@ static void start_job(struct sched *st, struct job *j)
         req.n_prompt = n_prompt;
         struct sched_event *ev = ev_new(EV_STARTED, st->m, j);
         ev->n = (int)n_prompt;
+        ev->facts = st->cur->f;
         /* STARTED goes first: batcher_add does not emit events, but the
          * first step does. */
         ev_push(st->m->srv, ev);
-        rc = batcher_add(st->b, &req, on_gen_event, j, &j->gen_id, err, sizeof(err));
+        rc = batcher_add(st->cur->b, &req, on_gen_event, j, &j->gen_id, err, sizeof(err));
     }
     free(prompt);
     if (rc) {
@@ -256,57 +278,65 @@ static void start_job(struct sched *st, struct job *j)
         ev_done(st->m, j, GEN_FINISH_ERROR, err, &u);
         return;
     }
-    for (int i = 0; i < st->n_slots; i++) {
-        if (!st->active[i]) {
-            st->active[i] = j;
-            j->slot = &st->active[i];
-            break;
-        }
-    }
+    j->gen = st->cur;
+    st->cur->jobs++;
+    st->run[st->n_run++] = j;
+}
+
+/* Records g's self-check as the model's reference for the next switch. */
+static void keep_check(struct model *m, const struct gen *g)
+{
+    pthread_mutex_lock(&m->lock);
+    if (selfcheck_copy(&m->check, &g->check) != 0)
+        selfcheck_free(&m->check); /* no reference: the next switch reports "not compared" */
+    pthread_mutex_unlock(&m->lock);
 }
 
 static int load(struct sched *st)
 {
     struct model *m = st->m;
-    engine_opts eo = {.n_threads = m->threads, .n_seq_max = m->n_seq_max, .n_ctx = m->n_ctx};
-    int rc = engine_new(m->path, &eo, &st->e, m->load_error, sizeof(m->load_error));
-    if (rc)
-        return rc;
-    rc = tokenizer_load(engine_gguf(st->e), NULL, &st->tok, m->load_error, sizeof(m->load_error));
+    int rc = gguf_open(m->path, &st->gguf, m->load_error, sizeof(m->load_error));
     if (rc == 0)
-        rc = batcher_new(st->e, st->tok, SCHED_MAX_BATCH, &st->b);
+        rc = tokenizer_load(st->gguf, NULL, &st->tok, m->load_error, sizeof(m->load_error));
     if (rc == 0) {
-        st->n_slots = engine_get_info(st->e)->n_seq_max;
-        st->active = calloc((size_t)st->n_slots, sizeof(*st->active));
-        if (!st->active)
-            rc = -ENOMEM;
+        rc = gen_create(m->plan, st->tok, &st->cur);
+        if (rc)
+            snprintf(m->load_error, sizeof(m->load_error), "%s", m->plan->error);
     }
     if (rc && !m->load_error[0])
         snprintf(m->load_error, sizeof(m->load_error), "%s", bitnet_strerror(rc));
+    if (rc == 0) {
+        st->cur->f.number = 1;
+        keep_check(m, st->cur);
+    }
     return rc;
 }
 
 static void post_loaded(struct sched *st)
 {
-    const engine_info *in = engine_get_info(st->e);
     struct sched_event *ev = ev_new(EV_LOADED, st->m, NULL);
-    ev->info = *in;
-    snprintf(ev->arch, sizeof(ev->arch), "%s", in->arch ? in->arch : "");
-    snprintf(ev->weights, sizeof(ev->weights), "%s", in->weight_type ? in->weight_type : "");
-    snprintf(ev->kernel, sizeof(ev->kernel), "%s", in->kernel ? in->kernel : "");
-    snprintf(ev->lm_head, sizeof(ev->lm_head), "%s", in->lm_head ? in->lm_head : "");
+    ev->facts = st->cur->f;
     /* The loop takes the tokenizer over for Tokenize and Detokenize; it is
      * immutable, so both threads may use it. */
     st->m->tok_owned = st->tok;
+    st->m->gguf_owned = st->gguf;
     ev_push(st->m->srv, ev);
 }
 
-static int count_active(const struct sched *st)
+/* Frees the old generations whose last job ended. */
+static void release_old(struct sched *st)
 {
-    int n = 0;
-    for (int i = 0; i < st->n_slots; i++)
-        n += st->active[i] != NULL;
-    return n;
+    for (struct gen **pp = &st->old; *pp;) {
+        struct gen *g = *pp;
+        if (g->jobs > 0) {
+            pp = &g->next;
+            continue;
+        }
+        *pp = g->next;
+        log_event(LOG_INFO, "generation-released", "model=%s generation=%d backend=%s", st->m->name,
+                  g->f.number, g->f.backend);
+        gen_free(g);
+    }
 }
 
 static void *sched_main(void *arg)
@@ -319,6 +349,13 @@ static void *sched_main(void *arg)
 
     pthread_mutex_lock(&m->lock);
     while (loaded && !m->quit) {
+        /* A switch: new jobs go to the new generation from now on. */
+        if (m->pending) {
+            st.cur->next = st.old;
+            st.old = st.cur;
+            st.cur = m->pending;
+            m->pending = NULL;
+        }
         /* Cancelled jobs still in the queue end here; running ones below. */
         for (struct job **pp = &m->qhead; *pp;) {
             struct job *j = *pp;
@@ -338,13 +375,13 @@ static void *sched_main(void *arg)
                 ;
         struct job *cancel[64];
         int n_cancel = 0;
-        for (int i = 0; i < st.n_slots; i++) {
-            if (st.active[i] && st.active[i]->cancel && n_cancel < 64)
-                cancel[n_cancel++] = st.active[i];
+        for (int i = 0; i < st.n_run; i++) {
+            if (st.run[i]->cancel && n_cancel < 64)
+                cancel[n_cancel++] = st.run[i];
         }
         struct job *take[64];
         int n_take = 0;
-        int free_slots = st.n_slots - count_active(&st);
+        int free_slots = st.cur->f.n_seq_max - st.cur->jobs;
         while (m->qhead && n_take < free_slots && n_take < 64) {
             struct job *j = m->qhead;
             m->qhead = j->qnext;
@@ -352,22 +389,34 @@ static void *sched_main(void *arg)
                 m->qtail = NULL;
             take[n_take++] = j;
         }
-        if (n_cancel == 0 && n_take == 0 && count_active(&st) == 0) {
+        if (n_cancel == 0 && n_take == 0 && st.n_run == 0) {
+            release_old(&st);
             pthread_cond_wait(&m->cond, &m->lock);
             continue;
         }
         pthread_mutex_unlock(&m->lock);
-        for (int i = 0; i < n_cancel; i++)
-            batcher_cancel(st.b, cancel[i]->gen_id); /* its DONE fires in here */
+        for (int i = 0; i < n_cancel; i++) {
+            struct job *j = cancel[i];
+            if (j->gen)
+                batcher_cancel(j->gen->b, j->gen_id); /* its DONE fires in here */
+        }
         for (int i = 0; i < n_take; i++)
             start_job(&st, take[i]);
-        if (batcher_active(st.b) > 0)
-            batcher_step(st.b);
+        if (batcher_active(st.cur->b) > 0)
+            batcher_step(st.cur->b);
+        for (struct gen *g = st.old; g; g = g->next) {
+            if (batcher_active(g->b) > 0)
+                batcher_step(g->b);
+        }
+        prune_run(&st);
+        release_old(&st);
         pthread_mutex_lock(&m->lock);
     }
     /* Unloading, shutting down, or the load failed: end every job. */
     struct job *queued = m->qhead;
     m->qhead = m->qtail = NULL;
+    struct gen *pending = m->pending;
+    m->pending = NULL;
     pthread_mutex_unlock(&m->lock);
     for (struct job *j = queued, *next; j; j = next) {
         next = j->qnext;
@@ -376,11 +425,18 @@ static void *sched_main(void *arg)
         else
             ev_done(m, j, GEN_FINISH_ERROR, m->load_error, NULL);
     }
-    batcher_free(st.b); /* DONE (cancelled) for the running ones */
-    free(st.active);
-    engine_free(st.e);
-    if (!loaded)
+    /* Freeing a batcher ends its jobs (DONE, cancelled). */
+    gen_free(pending);
+    gen_free(st.cur);
+    for (struct gen *g = st.old, *next; g; g = next) {
+        next = g->next;
+        gen_free(g);
+    }
+    free(st.run);
+    if (!loaded) {
         tokenizer_free(st.tok);
+        gguf_close(st.gguf);
+    }
     ev_push(m->srv, ev_new(EV_EXITED, m, NULL));
     return NULL;
 }

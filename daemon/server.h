@@ -17,6 +17,7 @@
 #include <jansson.h>
 #include <uv.h>
 
+#include "daemon/backends.h"
 #include "daemon/config.h"
 #include "protocol/varlink.h"
 
@@ -106,6 +107,12 @@ struct server {
     bool preload_failed; /* one of them failed: bitnetd exits 1 */
     int exit_code;
     bool jobs_cancelled; /* shutdown cancelled the jobs still running */
+    /* Backends (backends.h). */
+    struct backend_slot slots[BACKEND_SLOTS];
+    int n_slots;
+    struct pref_list pref; /* n 0: the built-in ranking */
+    bool pref_from_call;   /* pref was set by SetPreference, not the configuration */
+    bool strict;           /* a fallback is an error */
     /* Events from the scheduler threads, drained by the loop (scheduler.c). */
     uv_async_t ev_async;
     bool ev_open;

@@ -32,6 +32,11 @@
 #include "bitnet/config.h"
 #include "bitnet/error.h"
 
+/* The version bitnet_backend_info() reports; a test build sets another. */
+#ifndef BITNET_SHIM_VERSION
+#define BITNET_SHIM_VERSION BITNET_VERSION
+#endif
+
 struct bitnet_model {
     struct llama_model *lm;
     const struct llama_vocab *vocab;
@@ -122,18 +127,30 @@ static void shim_init(void)
     snprintf(cuda_lib, sizeof(cuda_lib), "%s/libggml-cuda.so", shim.libdir);
     ggml_backend_reg_t cuda = ggml_backend_reg_by_name("CUDA");
     bool cuda_build = cuda || access(cuda_lib, F_OK) == 0;
+    /* ggml skips a backend library that does not load without saying why;
+     * ask the dynamic loader (RTLD_NOLOAD-free but lazy: it fails on the
+     * same missing dependency, such as the CUDA driver's libcuda.so.1). */
+    char why[400] = "";
+    if (cuda_build && !cuda) {
+        void *h = dlopen(cuda_lib, RTLD_LAZY | RTLD_LOCAL);
+        if (h)
+            dlclose(h);
+        else
+            snprintf(why, sizeof(why), ": %s", dlerror());
+    }
     size_t cuda_devices = cuda ? ggml_backend_reg_dev_count(cuda) : 0;
     if (cuda_devices > 0) {
         shim.device = "cuda";
         shim.kernel = "llama.cuda";
     }
-    snprintf(shim.detail, sizeof(shim.detail), "libllama %s (ggml %s %s) in %s, %s%s",
+    snprintf(shim.detail, sizeof(shim.detail), "libllama %s (ggml %s %s) in %s, %s%s%s",
              version ? version() : "(version unknown)", gversion ? gversion() : "?",
              gcommit ? gcommit() : "?", shim.libdir, cuda_build ? "CUDA build" : "CPU build",
              !cuda_build        ? ""
              : cuda_devices > 0 ? ", CUDA devices found"
              : cuda             ? ", no CUDA device"
-                                : ", its CUDA backend did not load");
+                                : ", its CUDA backend did not load",
+             why);
 }
 
 uint32_t bitnet_abi_version(void)
@@ -150,7 +167,7 @@ int32_t bitnet_backend_info(bitnet_backend_desc *out)
         .abi_version = BITNET_ABI_VERSION,
         .struct_size = sizeof(bitnet_backend_desc),
         .name = "llama",
-        .version = BITNET_VERSION,
+        .version = BITNET_SHIM_VERSION,
         .device = shim.device,
         .detail = shim.detail,
     };
