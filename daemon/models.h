@@ -114,6 +114,7 @@ struct model {
     bool quit;                 /* [lock] cancel everything and exit */
     struct gen *pending;       /* [lock] a generation to switch to */
     struct selfcheck check;    /* [lock] the current generation's self-check */
+    struct sched_event *held;  /* [sched] DONE events kept until the jobs left the run list */
     struct model *next;        /* [loop] in srv->models */
 };
 

@@ -98,15 +98,34 @@ static void ev_text(struct model *m, struct job *j, const char *text, size_t len
     ev_push(s, ev);
 }
 
-static void ev_done(struct model *m, struct job *j, gen_finish finish, const char *error,
-                    const gen_usage *usage)
+static struct sched_event *ev_done_new(struct model *m, struct job *j, gen_finish finish,
+                                       const char *error, const gen_usage *usage)
 {
     struct sched_event *ev = ev_new(EV_DONE, m, j);
     ev->finish = finish;
     ev->error = error ? strdup(error) : NULL;
     if (usage)
         ev->usage = *usage;
-    ev_push(m->srv, ev);
+    return ev;
+}
+
+static void ev_done(struct model *m, struct job *j, gen_finish finish, const char *error,
+                    const gen_usage *usage)
+{
+    ev_push(m->srv, ev_done_new(m, j, finish, error, usage));
+}
+
+/* Posts the DONE events that on_gen_event() held back, in order. */
+static void ev_flush_done(struct model *m)
+{
+    struct sched_event *ev = m->held;
+    m->held = NULL;
+    while (ev) {
+        struct sched_event *next = ev->next;
+        ev->next = NULL;
+        ev_push(m->srv, ev);
+        ev = next;
+    }
 }
 
 static void on_events(uv_async_t *a)
@@ -183,15 +202,23 @@ static void on_gen_event(void *user, const gen_event *ev)
             ev_text(j->model, j, ev->text, ev->text_len, ev->token >= 0 ? 1 : 0);
         return;
     }
-    /* The job leaves the running list before the loop may free it. */
     if (j->gen) {
         j->gen->jobs--;
         j->gen = NULL;
     }
-    ev_done(j->model, j, ev->finish, ev->error, ev->usage);
+    /* The loop frees the job on DONE, and the scheduler still reads it until
+     * prune_run() has dropped it from the running list: the event is held
+     * until then (ev_flush_done()), in order behind the job's text. */
+    struct model *m = j->model;
+    struct sched_event *done = ev_done_new(m, j, ev->finish, ev->error, ev->usage);
+    struct sched_event **tail = &m->held;
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = done;
 }
 
-/* Drops jobs that ended (their gen was cleared) from the running list. */
+/* Drops jobs that ended (their gen was cleared) from the running list;
+ * their DONE events are still held, so they are not freed yet. */
 static void prune_run(struct sched *st)
 {
     int n = 0;
@@ -409,6 +436,7 @@ static void *sched_main(void *arg)
                 batcher_step(g->b);
         }
         prune_run(&st);
+        ev_flush_done(m);
         release_old(&st);
         pthread_mutex_lock(&m->lock);
     }
@@ -433,6 +461,7 @@ static void *sched_main(void *arg)
         gen_free(g);
     }
     free(st.run);
+    ev_flush_done(m);
     if (!loaded) {
         tokenizer_free(st.tok);
         gguf_close(st.gguf);
