@@ -55,8 +55,7 @@ static int copy_to_memfd(int src, const char *name, off_t size)
         ssize_t n = copy_file_range(src, &off, fd, NULL, (size_t)(size - off), 0);
         if (n < 0 &&
             (errno == EXDEV || errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP)) {
-            n = 0; /* fall back to read/write below */
-            break;
+            break; /* fall back to read/write below */
         }
         if (n < 0) {
             int e = errno;
@@ -185,16 +184,11 @@ static void lib_release(backend_lib *lib)
     free(lib);
 }
 
-int backend_lib_load(const char *path, const validate_opts *opts, backend_lib **out, char *err,
-                     size_t err_len)
+int backend_lib_copy(const char *path, const validate_opts *opts, int *memfd, size_t *size,
+                     char *resolved, size_t resolved_len, char *err, size_t err_len)
 {
-    if (!out) {
-        snprintf(err, err_len, "backend_lib_load: no output");
-        return BITNET_EPARAM;
-    }
-    char resolved[PATH_MAX];
     int src = -1;
-    int rc = validate_library_file(path, opts, &src, resolved, sizeof(resolved), err, err_len);
+    int rc = validate_library_file(path, opts, &src, resolved, resolved_len, err, err_len);
     if (rc)
         return rc;
     struct stat st;
@@ -216,22 +210,43 @@ int backend_lib_load(const char *path, const validate_opts *opts, backend_lib **
         snprintf(err, err_len, "%s: cannot make a private copy: %s", path, strerror(-fd));
         return fd;
     }
+    size_t n = (size_t)st.st_size;
+    void *map = mmap(NULL, n ? n : 1, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (map == MAP_FAILED) {
+        rc = -errno;
+        snprintf(err, err_len, "%s: cannot map its copy: %s", path, strerror(-rc));
+        close(fd);
+        return rc;
+    }
+    rc = validate_library_elf(map, n, path, err, err_len);
+    munmap(map, n ? n : 1);
+    if (rc) {
+        close(fd);
+        return rc;
+    }
+    *memfd = fd;
+    *size = n;
+    return 0;
+}
 
+int backend_lib_open_copy(int memfd, size_t size, const char *path, const char *resolved,
+                          const validate_opts *opts, backend_lib **out, char *err, size_t err_len)
+{
     backend_lib *lib = calloc(1, sizeof(*lib));
     char name[64];
-    snprintf(name, sizeof(name), "/proc/self/fd/%d", fd);
+    snprintf(name, sizeof(name), "/proc/self/fd/%d", memfd);
     if (!lib || !(lib->path = strdup(path)) || !(lib->resolved = strdup(resolved)) ||
         !(lib->load_name = strdup(name))) {
         if (lib)
             lib_release(lib);
-        close(fd);
+        close(memfd);
         return -ENOMEM;
     }
-    lib->memfd = fd;
-    rc = check_copy(lib, (size_t)st.st_size, opts, err, err_len);
+    lib->memfd = memfd;
+    int rc = check_copy(lib, size, opts, err, err_len);
     if (rc) {
         lib_release(lib);
-        close(fd);
+        close(memfd);
         return rc;
     }
     rc = validate_library_open(name, path, &lib->handle, &lib->api, err, err_len);
@@ -249,6 +264,22 @@ int backend_lib_load(const char *path, const validate_opts *opts, backend_lib **
     }
     *out = lib;
     return 0;
+}
+
+int backend_lib_load(const char *path, const validate_opts *opts, backend_lib **out, char *err,
+                     size_t err_len)
+{
+    if (!out) {
+        snprintf(err, err_len, "backend_lib_load: no output");
+        return BITNET_EPARAM;
+    }
+    char resolved[PATH_MAX];
+    int fd = -1;
+    size_t size = 0;
+    int rc = backend_lib_copy(path, opts, &fd, &size, resolved, sizeof(resolved), err, err_len);
+    if (rc)
+        return rc;
+    return backend_lib_open_copy(fd, size, path, resolved, opts, out, err, err_len);
 }
 
 void backend_lib_free(backend_lib *lib)

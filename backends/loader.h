@@ -46,6 +46,20 @@ int backend_lib_load(const char *path, const validate_opts *opts, backend_lib **
                      size_t err_len);
 
 /*
+ * The two halves of backend_lib_load(), for loading in another process:
+ * backend_lib_copy() runs the file checks, copies the file into a sealed
+ * memfd and runs the ELF checks on the copy, without loading anything:
+ * returns 0, the memfd in *memfd (the caller owns it), its size and the
+ * resolved path; backend_lib_open_copy() loads that copy (the dependencies
+ * beside the original first, then dlopen, the symbols, the ABI version and
+ * bitnet_backend_info()) and takes memfd over, also on failure.
+ */
+int backend_lib_copy(const char *path, const validate_opts *opts, int *memfd, size_t *size,
+                     char *resolved, size_t resolved_len, char *err, size_t err_len);
+int backend_lib_open_copy(int memfd, size_t size, const char *path, const char *resolved,
+                          const validate_opts *opts, backend_lib **out, char *err, size_t err_len);
+
+/*
  * Closes the library. Models and contexts made by it must be freed first.
  * When the library cannot be unloaded (NODELETE), its memfd stays open so
  * that its name is never reused for another load. NULL is fine.

@@ -31,7 +31,7 @@ void libgen_unref(struct libgen *lg)
     if (!lg || __atomic_sub_fetch(&lg->refs, 1, __ATOMIC_ACQ_REL) > 0)
         return;
     log_event(LOG_INFO, "backend-released", "backend=%s generation=%d", lg->id, lg->number);
-    backend_lib_free(lg->lib);
+    close(lg->memfd);
     free(lg);
 }
 
@@ -119,7 +119,7 @@ void pref_default(const struct server *s, struct pref_list *out)
     struct pref_list l = {0};
     for (int i = 0; i < s->n_slots; i++) {
         const struct backend_slot *b = &s->slots[i];
-        if (b->cur && strcmp(b->cur->lib->desc.device, "cuda") == 0)
+        if (b->cur && strcmp(b->cur->info.device, "cuda") == 0)
             pref_add(&l, b->id);
     }
     pref_add_isa(&l, BITNET_ISA_AVX512);
@@ -272,7 +272,7 @@ static const struct backend_slot *external_slot(const struct server *s, const bi
     }
     for (int i = 0; i < s->n_slots; i++) {
         const struct backend_slot *b = &s->slots[i];
-        if (strcmp(b->id, family) == 0 && b->cur && strcmp(b->cur->lib->desc.device, dev) == 0)
+        if (strcmp(b->id, family) == 0 && b->cur && strcmp(b->cur->info.device, dev) == 0)
             return b;
     }
     return NULL;
@@ -386,8 +386,8 @@ json_t *plan_json(const struct plan *p)
 
 /* ---- the manager ---- */
 
-int backends_load_library(const char *dir_list, const char *id, const char *path, int number,
-                          struct libgen **out, char *err, size_t err_len)
+int backends_load_library(const char *exe, const char *dir_list, const char *id, const char *path,
+                          int number, struct libgen **out, char *err, size_t err_len)
 {
     const char *dirs[17] = {0};
     char dirbuf[4096];
@@ -402,27 +402,52 @@ int backends_load_library(const char *dir_list, const char *id, const char *path
         snprintf(err, err_len, "out of memory");
         return -ENOMEM;
     }
-    int rc = backend_lib_load(path, &o, &lg->lib, err, err_len);
+    int rc = backend_lib_copy(path, &o, &lg->memfd, &lg->size, lg->resolved, sizeof(lg->resolved),
+                              err, err_len);
     if (rc) {
         free(lg);
         return rc;
     }
     snprintf(lg->id, sizeof(lg->id), "%s", id);
+    snprintf(lg->path, sizeof(lg->path), "%s", path);
+    snprintf(lg->dirs, sizeof(lg->dirs), "%s", dir_list);
+    snprintf(lg->exe, sizeof(lg->exe), "%s", exe);
     lg->number = number;
     lg->refs = 1;
+    /* Load it once in a runner: the symbols, the ABI version and what it
+     * says about itself; the runner quits again. */
+    backend_runner *r = NULL;
+    rc = libgen_runner(lg, &r, &lg->info, err, err_len);
+    backend_runner_free(r);
+    if (rc) {
+        libgen_unref(lg);
+        return rc;
+    }
     /* A library that says it computes on another device than its id names
      * is a mismatch: "llama.cuda" must be a CUDA build, "llama.cpu" not. */
     const char *dot = strrchr(id, '.');
-    const char *dev = lg->lib->desc.device ? lg->lib->desc.device : "?";
+    const char *dev = lg->info.device;
     if (dot && (strcmp(dot + 1, "cpu") == 0 || strcmp(dot + 1, "cuda") == 0) &&
         strcmp(dot + 1, dev) != 0) {
         snprintf(err, err_len, "%s: configured as %s but the library computes on %s (it says: %s)",
-                 path, id, dev, lg->lib->desc.detail ? lg->lib->desc.detail : "");
+                 path, id, dev, lg->info.detail);
         libgen_unref(lg);
         return BITNET_EBACKEND;
     }
     *out = lg;
     return 0;
+}
+
+int libgen_runner(const struct libgen *lg, backend_runner **out, runner_info *info, char *err,
+                  size_t err_len)
+{
+    runner_library rl = {.memfd = lg->memfd,
+                         .size = lg->size,
+                         .path = lg->path,
+                         .resolved = lg->resolved,
+                         .dirs = lg->dirs,
+                         .uid = geteuid()};
+    return backend_runner_start(lg->exe, &rl, out, info, err, err_len);
 }
 
 /* Parses `backends` ("id=path, id=path") into the slots. */
@@ -491,15 +516,15 @@ int backends_init(struct server *s, char *err, size_t err_len)
         struct backend_slot *b = &s->slots[i];
         b->generations = 1;
         b->analysis = backends_analysis(b->path);
-        rc = backends_load_library(s->cfg.backend_dirs, b->id, b->path, 1, &b->cur, b->reason,
-                                   sizeof(b->reason));
+        rc = backends_load_library(s->exe, s->cfg.backend_dirs, b->id, b->path, 1, &b->cur,
+                                   b->reason, sizeof(b->reason));
         char q[600];
         if (rc) {
             log_event(LOG_WARNING, "backend-refused", "backend=%s path=%s reason=%s", b->id,
                       log_quote(b->path, q, sizeof(q)), b->reason);
             continue;
         }
-        const bitnet_backend_desc *d = &b->cur->lib->desc;
+        const runner_info *d = &b->cur->info;
         log_event(LOG_INFO, "backend-loaded", "backend=%s path=%s version=%s device=%s", b->id,
                   log_quote(b->path, q, sizeof(q)), d->version, d->device);
     }
@@ -547,13 +572,14 @@ json_t *backends_json(const struct server *s)
                               "backend library", "library", b->path, "generation",
                               b->cur ? b->cur->number : 0, "available", b->cur != NULL);
         if (b->cur) {
-            const backend_lib *l = b->cur->lib;
+            const struct libgen *l = b->cur;
             json_object_set_new(o, "state", json_string(b->busy ? "reloading" : "loaded"));
             json_object_set_new(o, "resolved", json_string(l->resolved));
-            json_object_set_new(o, "version", json_string(l->desc.version));
-            json_object_set_new(o, "device", json_string(l->desc.device));
-            json_object_set_new(o, "detail", json_string(l->desc.detail));
-            json_object_set_new(o, "abi", json_integer(l->desc.abi_version));
+            json_object_set_new(o, "version", json_string(l->info.version));
+            json_object_set_new(o, "device", json_string(l->info.device));
+            json_object_set_new(o, "detail", json_string(l->info.detail));
+            json_object_set_new(o, "abi", json_integer(l->info.abi_version));
+            json_object_set_new(o, "isolation", json_string("process"));
         } else {
             json_object_set_new(o, "state", json_string("refused"));
         }

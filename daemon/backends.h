@@ -38,7 +38,7 @@
 #include <jansson.h>
 
 #include "backends/loader.h"
-#include "backends/target.h"
+#include "backends/runner.h"
 #include "bitnet/kernels.h"
 #include "engine/batcher.h"
 #include "engine/engine.h"
@@ -52,9 +52,18 @@ struct varlink_call;
 #define BACKEND_SLOTS   8  /* configured backend libraries */
 #define PREF_REASON_MAX 640
 
-/* One load of a backend library. */
+/* One load of a backend library: its checked bytes in a sealed memfd,
+ * which every runner of this generation loads (so all of them run the same
+ * code, whatever happens to the file meanwhile), and what it says about
+ * itself. bitnetd never loads a library into its own process
+ * (backends/runner.h). */
 struct libgen {
-    backend_lib *lib;
+    int memfd;
+    size_t size;
+    char path[4096], resolved[4096];
+    char dirs[4096];         /* allowed directories, for its dependencies */
+    char exe[4096];          /* the bitnetd that runs it (--backend-runner) */
+    runner_info info;        /* name, version, device, detail, ABI */
     char id[BACKEND_ID_MAX]; /* the configured id, e.g. "llama" */
     int number;              /* 1 for the load at start, then one more per reload */
     int refs;                /* atomic: the slot's, and each gen made with it */
@@ -172,8 +181,7 @@ struct gen {
     struct gen_facts f;
     engine *e;              /* native */
     struct libgen *lg;      /* library */
-    bitnet_model *bm;       /* library */
-    backend_target *target; /* library */
+    backend_runner *runner; /* library: the process running it */
     batch_target bt;
     batcher *b;
     struct selfcheck check;
@@ -212,12 +220,18 @@ void selfcheck_free(struct selfcheck *c);
  * fatal. Returns 0 or a negative error with err for a bad configuration. */
 int backends_init(struct server *s, char *err, size_t err_len);
 
-/* Validates and loads the library at path as generation number of id,
- * allowed from the ':'-separated dir_list (any thread). A library whose id
- * ends in ".cpu" or ".cuda" must compute on that device. Returns 0 and *out
- * (one reference), or a negative error with err. */
-int backends_load_library(const char *dir_list, const char *id, const char *path, int number,
-                          struct libgen **out, char *err, size_t err_len);
+/* Validates the library at path and copies it as generation number of
+ * id, allowed from the ':'-separated dir_list (any thread), then starts a
+ * runner of it once (exe --backend-runner) to check that it loads and to
+ * read its description. A library whose id ends in ".cpu" or ".cuda" must
+ * compute on that device. Returns 0 and *out (one reference), or a
+ * negative error with err. */
+int backends_load_library(const char *exe, const char *dir_list, const char *id, const char *path,
+                          int number, struct libgen **out, char *err, size_t err_len);
+
+/* Starts a runner of lg's library (any thread). */
+int libgen_runner(const struct libgen *lg, backend_runner **out, runner_info *info, char *err,
+                  size_t err_len);
 
 /* Drops every slot's library reference (shutdown). */
 void backends_shutdown(struct server *s);

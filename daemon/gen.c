@@ -58,37 +58,29 @@ static int load_native(struct plan *p, struct plan_entry *pe, struct gen *g, cha
 static int load_library(struct plan *p, struct plan_entry *pe, struct gen *g, char *err,
                         size_t err_len)
 {
-    const backend_api *api = &pe->lg->lib->api;
     bitnet_model_params mp = {.struct_size = sizeof(mp),
                               .n_threads = p->threads,
                               .n_ctx = p->n_ctx,
                               .n_ctx_max = p->n_seq_max,
                               .kernel = pe->kernel ? pe->kernel->name : NULL};
-    int rc = api->model_new_from_file(p->path, &mp, &g->bm, err, err_len);
-    if (rc)
-        return rc;
+    runner_info info;
     bitnet_model_desc d = {0};
-    rc = api->model_describe(g->bm, &d);
+    int rc = libgen_runner(pe->lg, &g->runner, &info, err, err_len);
     if (rc == 0)
-        rc = backend_target_new(api, g->bm, p->n_seq_max, &g->target, err, err_len);
+        rc = backend_runner_model(g->runner, p->path, &mp, &d, err, err_len);
     if (rc) {
-        if (!err[0])
-            snprintf(err, err_len, "%s", bitnet_strerror(rc));
-        backend_target_free(g->target);
-        g->target = NULL;
-        api->model_free(g->bm);
-        g->bm = NULL;
+        backend_runner_free(g->runner);
+        g->runner = NULL;
         return rc;
     }
-    backend_target_get(g->target, &g->bt);
+    backend_runner_target(g->runner, &g->bt);
     g->lg = pe->lg;
     pe->lg = NULL; /* the gen holds the plan's reference now */
-    const bitnet_backend_desc *bd = &g->lg->lib->desc;
     struct gen_facts *f = &g->f;
     snprintf(f->backend, sizeof(f->backend), "%s", g->lg->id);
-    snprintf(f->kernel, sizeof(f->kernel), "%s", d.kernel ? d.kernel : g->lg->id);
-    snprintf(f->library, sizeof(f->library), "%s %s (%s), generation %d", bd->name, bd->version,
-             bd->device, g->lg->number);
+    snprintf(f->kernel, sizeof(f->kernel), "%s", d.kernel && d.kernel[0] ? d.kernel : g->lg->id);
+    snprintf(f->library, sizeof(f->library), "%.40s %.40s (%.8s), generation %d, pid %d", info.name,
+             info.version, info.device, g->lg->number, (int)backend_runner_pid(g->runner));
     snprintf(f->arch, sizeof(f->arch), "%s", d.arch ? d.arch : "");
     snprintf(f->weights, sizeof(f->weights), "%s", bitnet_format_name(p->format));
     snprintf(f->lm_head, sizeof(f->lm_head), "in %s", g->lg->id);
@@ -194,10 +186,7 @@ void gen_free(struct gen *g)
     if (!g)
         return;
     batcher_free(g->b);
-    if (g->target) {
-        backend_target_free(g->target);
-        g->lg->lib->api.model_free(g->bm);
-    }
+    backend_runner_free(g->runner);
     engine_free(g->e);
     libgen_unref(g->lg);
     selfcheck_free(&g->check);

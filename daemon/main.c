@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "backends/runner.h"
 #include "bitnet/config.h"
 #include "bitnet/kernels.h"
 #include "daemon/limits.h"
@@ -283,12 +284,20 @@ static void remove_socket(const struct server *s)
 
 int main(int argc, char **argv)
 {
+    /* A child running a backend library (backends/runner.h), not a daemon. */
+    if (argc > 1 && strcmp(argv[1], "--backend-runner") == 0)
+        return backend_runner_main(argc, argv);
     /* A client that disconnects mid-reply must cost an EPIPE, not the daemon. */
     signal(SIGPIPE, SIG_IGN);
     log_init();
 
     static struct server srv;
     struct server *s = &srv;
+    ssize_t n_exe = readlink("/proc/self/exe", s->exe, sizeof(s->exe) - 1);
+    if (n_exe > 0)
+        s->exe[n_exe] = '\0';
+    else
+        snprintf(s->exe, sizeof(s->exe), "%s", argv[0]);
     s->argc = argc;
     s->argv = argv;
     char err[1024];

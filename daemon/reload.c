@@ -45,6 +45,7 @@ struct switch_op {
     char id[BACKEND_ID_MAX];
     char path[4096];
     char dirs[4096];
+    char exe[4096];
     int number;
     struct libgen *lg; /* the new load */
     json_t *analysis;
@@ -112,8 +113,8 @@ static void op_run(void *arg)
     if (op->reload) {
         snprintf(op->stage, sizeof(op->stage), "validate");
         op->analysis = backends_analysis(op->path);
-        op->rc = backends_load_library(op->dirs, op->id, op->path, op->number, &op->lg, op->error,
-                                       sizeof(op->error));
+        op->rc = backends_load_library(op->exe, op->dirs, op->id, op->path, op->number, &op->lg,
+                                       op->error, sizeof(op->error));
         op->validate_ms = backends_now_ms() - t0;
         if (op->rc)
             return;
@@ -210,7 +211,7 @@ static void op_done(void *arg)
             b->analysis = op->analysis;
             op->analysis = NULL;
             json_t *models = switch_all(op);
-            const bitnet_backend_desc *d = &b->cur->lib->desc;
+            const runner_info *d = &b->cur->info;
             log_event(LOG_NOTICE, "backend-reloaded",
                       "backend=%s generation=%d version=%s models=%d", b->id, b->cur->number,
                       d->version, op->n);
@@ -438,6 +439,7 @@ void backends_reload_library_call(struct conn *c, const struct varlink_call *cal
     snprintf(op->id, sizeof(op->id), "%s", id);
     snprintf(op->path, sizeof(op->path), "%s", path);
     snprintf(op->dirs, sizeof(op->dirs), "%s", s->cfg.backend_dirs);
+    snprintf(op->exe, sizeof(op->exe), "%s", s->exe);
     op->number = ++b->generations;
     for (struct model *m = s->models; m; m = m->next) {
         if (m->state != MODEL_READY || strcmp(m->f.backend, id) != 0)

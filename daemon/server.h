@@ -113,6 +113,7 @@ struct server {
     struct pref_list pref; /* n 0: the built-in ranking */
     bool pref_from_call;   /* pref was set by SetPreference, not the configuration */
     bool strict;           /* a fallback is an error */
+    char exe[4096];        /* this program, which runs backend libraries (--backend-runner) */
     /* Events from the scheduler threads, drained by the loop (scheduler.c). */
     uv_async_t ev_async;
     bool ev_open;

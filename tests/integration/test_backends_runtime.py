@@ -7,8 +7,13 @@ clients stream generations: 50 reloads, some failing validation, with
 every stream intact, the version changing when a new file replaces the
 old one at the same path, and file descriptors and memory measured.
 
+A library that crashes inside bitnet_eval (a shim built to raise SIGSEGV
+on a chosen token) kills only its runner process: the daemon, its other
+models and their streams go on, the jobs in that library end with an error
+naming the signal, and a ReloadLibrary brings the model back.
+
 Usage: test_backends_runtime.py BITNETD BITNETCTL MKMODEL VOCAB_DIR SHIM SHIM_ALT
-                                SHIM_CUDA|none CUDA_LIB|none NOEVAL_LIB
+                                SHIM_CUDA|none CUDA_LIB|none NOEVAL_LIB SHIM_CRASH
 """
 import json
 import os
@@ -17,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import unittest
 
 sys.dont_write_bytecode = True  # keep the source tree clean
@@ -257,6 +263,10 @@ class Reload(unittest.TestCase):
                    args=["--model", M["tq2"], "--threads", "1"])
         try:
             self.run_storm(d, lib, bad, noeval)
+        except BaseException:
+            print("daemon exit status: %s; log, last lines:\n%s" % (
+                d.proc.poll(), "\n".join(d.log_text().splitlines()[-60:])))
+            raise
         finally:
             d.stop()
             d.close()
@@ -350,9 +360,78 @@ class Reload(unittest.TestCase):
         self.assertLess(rss50 - rss10, 128 * 1024)
 
 
+class Crash(unittest.TestCase):
+    def test_crash_in_eval_is_contained(self):
+        # The token that will crash the library: the last one of " zebra".
+        d = Daemon(A["bitnetd"], args=["--model", M["tq2"], "--threads", "1"])
+        try:
+            r = call(d, "io.bitnetd.Inference.Tokenize", {"text": " zebra", "add_special": False})
+            crash_token = r["parameters"]["tokens"][-1]
+        finally:
+            d.stop()
+            d.close()
+        libs = os.path.join(M["dir"], "crashlibs")
+        os.makedirs(libs, mode=0o755, exist_ok=True)
+        lib = os.path.join(libs, "libbitnet-llama.so")
+        install(A["shim_crash"], lib)
+        d = Daemon(A["bitnetd"], config="backends = llama=%s\nbackend_dirs = %s\n" % (lib, libs),
+                   args=["--threads", "1"], env={"BITNET_SHIM_CRASH_TOKEN": str(crash_token)})
+        try:
+            r = call(d, "io.bitnetd.Admin.LoadModel",
+                     {"path": M["tq2"], "name": "ext", "preference": ["llama"]})
+            self.assertEqual(r["parameters"]["model"]["backend"], "llama", r)
+            r = call(d, "io.bitnetd.Admin.LoadModel",
+                     {"path": M["i2s"], "name": "own", "preference": ["native"]})
+            self.assertEqual(r["parameters"]["model"]["backend"], "native", r)
+            pid = d.proc.pid
+            before = proc_figures(pid)[0]
+            # A native stream runs across the crash and must be intact.
+            c_own = Conn(d.connect())
+            ref, _ = generate(c_own, model="own", prompt="Steady", max_tokens=40)
+            c_own.send({"method": "io.bitnetd.Inference.Generate", "more": True,
+                        "parameters": {"model": "own", "prompt": "Steady", "max_tokens": 40}})
+            c_ext = Conn(d.connect())
+            text, fin = generate(c_ext, model="ext", prompt="Hello", max_tokens=4)
+            self.assertEqual(fin["finish_reason"], "length")
+            text, fin = generate(c_ext, model="ext", prompt="A zebra", max_tokens=4)
+            self.assertEqual(fin["finish_reason"], "error", fin)
+            self.assertIn("died during bitnet_eval: signal 11", fin["error"])
+            # The daemon and its native model serve on.
+            own_text = ""
+            while True:
+                r = c_own.recv()
+                p = r["parameters"]
+                own_text += p.get("text", "")
+                if not r.get("continues"):
+                    break
+            self.assertEqual((p["finish_reason"], own_text), ("length", ref))
+            st = call(d, "io.bitnetd.Query.GetStatus")["parameters"]
+            self.assertEqual(st["pid"], pid)
+            # The broken generation says so until the library is reloaded.
+            text, fin = generate(c_ext, model="ext", prompt="Hello", max_tokens=4)
+            self.assertEqual(fin["finish_reason"], "error")
+            self.assertIn("backend process", fin["error"])
+            r = call(d, "io.bitnetd.Admin.ReloadLibrary", {"backend": "llama"})
+            self.assertNotIn("error", r, r)
+            text, fin = generate(c_ext, model="ext", prompt="Hello", max_tokens=4)
+            self.assertEqual(fin["finish_reason"], "length", fin)
+            self.assertEqual(fin["generation"], 2)
+            c_own.close()
+            c_ext.close()
+            # The closed connections go once the daemon's loop sees them.
+            for _ in range(50):
+                if proc_figures(pid)[0] <= before:
+                    break
+                time.sleep(0.1)
+            self.assertLessEqual(proc_figures(pid)[0], before)
+        finally:
+            d.stop()
+            d.close()
+
+
 if __name__ == "__main__":
     keys = ["bitnetd", "bitnetctl", "mkmodel", "vocab", "shim", "shim_alt", "shim_cuda",
-            "cuda_lib", "noeval"]
+            "cuda_lib", "noeval", "shim_crash"]
     A.update(zip(keys, sys.argv[1:1 + len(keys)]))
     del sys.argv[1:1 + len(keys)]
     unittest.main(verbosity=2)
