@@ -5,11 +5,29 @@ bitnetd speaks Varlink: JSON objects, each followed by a NUL byte, over a
 Unix socket. Usage as a program:
 
     python3 python.py [--socket PATH] METHOD [JSON] [--more]
+    python3 python.py [--socket PATH] generate [-n N] [--temp T] [--seed S] PROMPT
     python3 python.py io.bitnetd.Query.GetStatus
+
+"generate" streams a generation: the text goes to stdout piece by piece as
+bitnetd sends it, and the last reply (job, finish_reason, usage, kernel) goes
+to stderr as one line of JSON.
 
 As a module: Client(path).call(method, parameters) returns the reply's
 parameters; Client(path).stream(...) yields every reply of a "more" call.
 Both raise VarlinkError(name, parameters) when bitnetd answers an error.
+Streaming a generation is a "more" call to io.bitnetd.Inference.Generate:
+
+    client = Client()
+    for reply in client.stream("io.bitnetd.Inference.Generate",
+                               {"prompt": "Hello", "max_tokens": 32}):
+        print(reply.get("text", ""), end="", flush=True)  # the text, piece by piece
+        if "finish_reason" in reply:                       # the last reply
+            print()
+            print(reply["finish_reason"], reply["usage"]["generated_tokens"])
+
+The first reply carries the job id (for Cancel), then come text pieces, and
+the last reply has the finish reason and usage (and, for a client that read
+too slowly, the text still held back).
 """
 import json
 import os
@@ -56,22 +74,50 @@ class Client:
         self.sock.close()
 
 
+def generate(client, prompt, **options):
+    """Streams a generation: writes each text piece to stdout as it arrives
+    and returns the last reply's parameters."""
+    parameters = dict(options, prompt=prompt)
+    for reply in client.stream("io.bitnetd.Inference.Generate", parameters):
+        sys.stdout.write(reply.get("text", ""))
+        sys.stdout.flush()
+        if "finish_reason" in reply:
+            return reply
+    raise ConnectionError("the stream ended without a final reply")
+
+
+GENERATE_OPTIONS = {"-n": ("max_tokens", int), "--temp": ("temperature", float),
+                    "--seed": ("seed", int)}
+
+
 def main(argv):
-    path, more, args = None, False, []
+    path, more, args, options = None, False, [], {}
     it = iter(argv)
     for a in it:
         if a == "--socket":
             path = next(it, None)
         elif a == "--more":
             more = True
+        elif a in GENERATE_OPTIONS and args[:1] == ["generate"]:
+            key, kind = GENERATE_OPTIONS[a]
+            try:
+                options[key] = kind(next(it, ""))
+            except ValueError:
+                args = []  # a bad number: print the usage
+                break
         else:
             args.append(a)
-    if not 1 <= len(args) <= 2:
-        print(__doc__.split("\n\n")[1], file=sys.stderr)
+    if not 1 <= len(args) <= 2 or (args[0] == "generate" and len(args) != 2):
+        print("\n\n".join(__doc__.split("\n\n")[1:3]), file=sys.stderr)
         return 2
-    parameters = json.loads(args[1]) if len(args) == 2 else {}
     try:
         client = Client(path)
+        if args[0] == "generate":
+            final = generate(client, args[1], **options)
+            final.pop("text", None)
+            print(json.dumps(final), file=sys.stderr)
+            return 0
+        parameters = json.loads(args[1]) if len(args) == 2 else {}
         for reply in client.stream(args[0], parameters, more):
             print(json.dumps(reply, indent=2))
     except VarlinkError as e:
