@@ -9,25 +9,6 @@
 #include "bitnet/client.h"
 #include "client/ctl.h"
 
-static const char *str_or(const json_t *o, const char *key, const char *def)
-{
-    const char *s = json_string_value(json_object_get(o, key));
-    return s ? s : def;
-}
-
-static int call_once(const struct ctl_options *opts, const char *method, json_t *params,
-                     json_t **reply)
-{
-    bitnet_client *client;
-    int rc = ctl_connect(opts, &client, false);
-    if (rc == 0) {
-        rc = ctl_call(client, method, params, reply);
-        bitnet_client_close(client);
-    }
-    json_decref(params);
-    return rc;
-}
-
 /* One line per model a call switched. */
 static void print_switched(const json_t *models)
 {
@@ -42,8 +23,8 @@ static void print_switched(const json_t *models)
                      json_is_true(json_object_get(sc, "match")) ? "match" : "MISMATCH",
                      json_real_value(json_object_get(sc, "cosine")),
                      json_real_value(json_object_get(sc, "max_abs_diff")));
-        printf("  %s -> %s, kernel %s, generation %lld; %s\n", str_or(m, "name", "?"),
-               str_or(m, "backend", "?"), str_or(m, "kernel", "?"),
+        printf("  %s -> %s, kernel %s, generation %lld; %s\n", ctl_str(m, "name", "?"),
+               ctl_str(m, "backend", "?"), ctl_str(m, "kernel", "?"),
                (long long)json_integer_value(json_object_get(m, "generation")), check);
     }
 }
@@ -76,21 +57,21 @@ int cmd_prefer(const struct ctl_options *opts, int argc, char **argv)
         return CTL_EXIT_USAGE;
     }
     json_t *r = NULL;
-    int rc = call_once(opts, "io.bitnetd.Admin.SetPreference", params, &r);
+    int rc = ctl_call_once(opts, "io.bitnetd.Admin.SetPreference", params, &r);
     if (rc)
         return rc;
     if (opts->json) {
         ctl_print_json(r);
     } else {
         const json_t *p = json_object_get(r, "preference");
-        printf("preference (%s%s):", str_or(p, "source", "?"),
+        printf("preference (%s%s):", ctl_str(p, "source", "?"),
                json_is_true(json_object_get(p, "strict")) ? ", strict" : "");
         size_t i;
         json_t *e;
         json_array_foreach(json_object_get(p, "entries"), i, e)
         {
-            printf(" %s%s", str_or(e, "id", "?"),
-                   strcmp(str_or(e, "state", ""), "available") == 0 ? "" : " (unavailable)");
+            printf(" %s%s", ctl_str(e, "id", "?"),
+                   strcmp(ctl_str(e, "state", ""), "available") == 0 ? "" : " (unavailable)");
         }
         printf("\n");
         const json_t *models = json_object_get(r, "models");
@@ -112,7 +93,7 @@ int cmd_reload(const struct ctl_options *opts, int argc, char **argv)
     if (argc == 2)
         json_object_set_new(params, "path", json_string(argv[1]));
     json_t *r = NULL;
-    int rc = call_once(opts, "io.bitnetd.Admin.ReloadLibrary", params, &r);
+    int rc = ctl_call_once(opts, "io.bitnetd.Admin.ReloadLibrary", params, &r);
     if (rc)
         return rc;
     if (opts->json) {
@@ -120,8 +101,8 @@ int cmd_reload(const struct ctl_options *opts, int argc, char **argv)
     } else {
         const json_t *b = json_object_get(r, "backend");
         const json_t *t = json_object_get(r, "timings");
-        printf("reloaded %s: %s %s (%s), generation %lld, in %.1f ms\n", str_or(b, "id", "?"),
-               str_or(b, "library", "?"), str_or(b, "version", "?"), str_or(b, "device", "?"),
+        printf("reloaded %s: %s %s (%s), generation %lld, in %.1f ms\n", ctl_str(b, "id", "?"),
+               ctl_str(b, "library", "?"), ctl_str(b, "version", "?"), ctl_str(b, "device", "?"),
                (long long)json_integer_value(json_object_get(b, "generation")),
                json_real_value(json_object_get(t, "total_ms")));
         print_switched(json_object_get(r, "models"));

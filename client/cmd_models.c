@@ -8,26 +8,6 @@
 #include "bitnet/client.h"
 #include "client/ctl.h"
 
-static const char *str_or(json_t *o, const char *key, const char *def)
-{
-    const char *s = json_string_value(json_object_get(o, key));
-    return s ? s : def;
-}
-
-/* Calls method with parameters (taken) on a fresh connection. */
-static int call_once(const struct ctl_options *opts, const char *method, json_t *params,
-                     json_t **reply)
-{
-    bitnet_client *client;
-    int rc = ctl_connect(opts, &client, false);
-    if (rc == 0) {
-        rc = ctl_call(client, method, params, reply);
-        bitnet_client_close(client);
-    }
-    json_decref(params);
-    return rc;
-}
-
 int cmd_models(const struct ctl_options *opts, int argc, char **argv)
 {
     if (argc > 0) {
@@ -35,7 +15,7 @@ int cmd_models(const struct ctl_options *opts, int argc, char **argv)
         return CTL_EXIT_USAGE;
     }
     json_t *r = NULL;
-    int rc = call_once(opts, "io.bitnetd.Query.ListModels", NULL, &r);
+    int rc = ctl_call_once(opts, "io.bitnetd.Query.ListModels", NULL, &r);
     if (rc)
         return rc;
     json_t *models = json_object_get(r, "models");
@@ -50,13 +30,13 @@ int cmd_models(const struct ctl_options *opts, int argc, char **argv)
         json_t *m;
         json_array_foreach(models, i, m)
         {
-            printf("%-16s %-10s %-14s %-7s %-20s %6lld %7lld %4lld  %s\n", str_or(m, "name", "?"),
-                   str_or(m, "state", "?"), str_or(m, "arch", "-"), str_or(m, "weights", "-"),
-                   str_or(m, "kernel", "-"),
+            printf("%-16s %-10s %-14s %-7s %-20s %6lld %7lld %4lld  %s\n", ctl_str(m, "name", "?"),
+                   ctl_str(m, "state", "?"), ctl_str(m, "arch", "-"), ctl_str(m, "weights", "-"),
+                   ctl_str(m, "kernel", "-"),
                    (long long)json_integer_value(json_object_get(m, "n_ctx")),
                    (long long)json_integer_value(json_object_get(m, "threads")),
                    (long long)json_integer_value(json_object_get(m, "n_seq_max")),
-                   str_or(m, "path", "?"));
+                   ctl_str(m, "path", "?"));
         }
     }
     json_decref(r);
@@ -84,15 +64,15 @@ int cmd_load(const struct ctl_options *opts, int argc, char **argv)
     if (name)
         json_object_set_new(params, "name", json_string(name));
     json_t *r = NULL;
-    int rc = call_once(opts, "io.bitnetd.Admin.LoadModel", params, &r);
+    int rc = ctl_call_once(opts, "io.bitnetd.Admin.LoadModel", params, &r);
     if (rc)
         return rc;
     json_t *m = json_object_get(r, "model");
     if (opts->json)
         ctl_print_json(m);
     else
-        printf("loaded %s: %s %s, kernel %s, n_ctx %lld\n", str_or(m, "name", "?"),
-               str_or(m, "arch", "?"), str_or(m, "weights", "?"), str_or(m, "kernel", "?"),
+        printf("loaded %s: %s %s, kernel %s, n_ctx %lld\n", ctl_str(m, "name", "?"),
+               ctl_str(m, "arch", "?"), ctl_str(m, "weights", "?"), ctl_str(m, "kernel", "?"),
                (long long)json_integer_value(json_object_get(m, "n_ctx")));
     json_decref(r);
     return CTL_EXIT_OK;
@@ -105,8 +85,8 @@ int cmd_unload(const struct ctl_options *opts, int argc, char **argv)
         return CTL_EXIT_USAGE;
     }
     json_t *r = NULL;
-    int rc =
-        call_once(opts, "io.bitnetd.Admin.UnloadModel", json_pack("{s:s}", "name", argv[0]), &r);
+    int rc = ctl_call_once(opts, "io.bitnetd.Admin.UnloadModel",
+                           json_pack("{s:s}", "name", argv[0]), &r);
     if (rc)
         return rc;
     json_decref(r);

@@ -45,6 +45,14 @@ int ctl_connect(const struct ctl_options *opts, struct bitnet_client **out, bool
  * daemon's error, or CTL_EXIT_UNAVAILABLE when the connection broke. */
 int ctl_call(struct bitnet_client *client, const char *method, json_t *parameters, json_t **reply);
 
+/* Calls method with parameters (taken; NULL for {}) on a new connection,
+ * as ctl_call() does, and closes it again. */
+int ctl_call_once(const struct ctl_options *opts, const char *method, json_t *parameters,
+                  json_t **reply);
+
+/* The string member key of o, or def when it is absent or not a string. */
+const char *ctl_str(const json_t *o, const char *key, const char *def);
+
 /* Subcommands, one file each. */
 int cmd_kernels(const struct ctl_options *opts, int argc, char **argv);
 int cmd_capabilities(const struct ctl_options *opts, int argc, char **argv);

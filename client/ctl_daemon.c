@@ -64,3 +64,22 @@ int ctl_call(struct bitnet_client *client, const char *method, json_t *parameter
     }
     return CTL_EXIT_OK;
 }
+
+int ctl_call_once(const struct ctl_options *opts, const char *method, json_t *parameters,
+                  json_t **reply)
+{
+    bitnet_client *client;
+    int rc = ctl_connect(opts, &client, false);
+    if (rc == 0) {
+        rc = ctl_call(client, method, parameters, reply);
+        bitnet_client_close(client);
+    }
+    json_decref(parameters);
+    return rc;
+}
+
+const char *ctl_str(const json_t *o, const char *key, const char *def)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+    return s ? s : def;
+}

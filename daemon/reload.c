@@ -261,6 +261,13 @@ static void op_done(void *arg)
     op_free(op);
 }
 
+/* Ends c's call and the connection: out of memory, no answer is possible. */
+static void out_of_memory(struct conn *c)
+{
+    conn_close(c, "out of memory");
+    conn_error(c, "io.bitnetd.Query.ProtocolError", NULL);
+}
+
 static void submit(struct switch_op *op)
 {
     for (int i = 0; i < op->n; i++)
@@ -269,19 +276,20 @@ static void submit(struct switch_op *op)
         return;
     for (int i = 0; i < op->n; i++)
         op->items[i].m->switching = false;
-    conn_close(op->c, "out of memory");
-    conn_error(op->c, "io.bitnetd.Query.ProtocolError", NULL);
+    out_of_memory(op->c);
     op_free(op);
 }
 
+/* A new operation for the call on c, or NULL after ending the call (out of
+ * memory). */
 static struct switch_op *op_new(struct conn *c, int max_items)
 {
     struct switch_op *op = calloc(1, sizeof(*op));
-    if (!op)
-        return NULL;
-    op->items = calloc((size_t)(max_items > 0 ? max_items : 1), sizeof(*op->items));
-    if (!op->items) {
+    if (op)
+        op->items = calloc((size_t)(max_items > 0 ? max_items : 1), sizeof(*op->items));
+    if (!op || !op->items) {
         free(op);
+        out_of_memory(c);
         return NULL;
     }
     op->c = c;
@@ -339,11 +347,8 @@ void backends_set_preference_call(struct conn *c, const struct varlink_call *cal
         return;
     }
     struct switch_op *op = op_new(c, s->n_models);
-    if (!op) {
-        conn_close(c, "out of memory");
-        conn_error(c, "io.bitnetd.Query.ProtocolError", NULL);
+    if (!op)
         return;
-    }
     op->restore = true;
     op->pref_model = only;
     if (only) {
@@ -430,11 +435,8 @@ void backends_reload_library_call(struct conn *c, const struct varlink_call *cal
         }
     }
     struct switch_op *op = op_new(c, s->n_models);
-    if (!op) {
-        conn_close(c, "out of memory");
-        conn_error(c, "io.bitnetd.Query.ProtocolError", NULL);
+    if (!op)
         return;
-    }
     op->reload = true;
     snprintf(op->id, sizeof(op->id), "%s", id);
     snprintf(op->path, sizeof(op->path), "%s", path);

@@ -358,6 +358,20 @@ class Reload(unittest.TestCase):
                                         rss50))
         self.assertLessEqual(fd50, fd10 + 2)
         self.assertLess(rss50 - rss10, 128 * 1024)
+        # The same through bitnetctl.
+        ctl = [A["bitnetctl"], "--socket", d.socket]
+        out = subprocess.run(ctl + ["reload", "llama"], check=True, capture_output=True,
+                             text=True).stdout
+        self.assertIn("reloaded llama: %s" % lib, out)
+        self.assertIn("tq2 -> llama, kernel llama.cpu, generation %d; self-check: match" %
+                      (ok + 2), out)
+        out = subprocess.run(ctl + ["prefer", "native"], check=True, capture_output=True,
+                             text=True).stdout
+        self.assertIn("preference (SetPreference): native", out)
+        self.assertIn("tq2 -> native", out)
+        r = subprocess.run(ctl + ["reload", "nosuch"], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("io.bitnetd.Admin.BackendNotFound", r.stderr)
 
 
 class Crash(unittest.TestCase):
