@@ -516,8 +516,10 @@ int backends_init(struct server *s, char *err, size_t err_len)
         struct backend_slot *b = &s->slots[i];
         b->generations = 1;
         b->analysis = backends_analysis(b->path);
-        rc = backends_load_library(s->exe, s->cfg.backend_dirs, b->id, b->path, 1, &b->cur,
-                                   b->reason, sizeof(b->reason));
+        rc = backends_check_analysis(b->id, b->path, b->analysis, b->reason, sizeof(b->reason));
+        if (rc == 0)
+            rc = backends_load_library(s->exe, s->cfg.backend_dirs, b->id, b->path, 1, &b->cur,
+                                       b->reason, sizeof(b->reason));
         char q[600];
         if (rc) {
             log_event(LOG_WARNING, "backend-refused", "backend=%s path=%s reason=%s", b->id,
@@ -539,6 +541,32 @@ void backends_shutdown(struct server *s)
         json_decref(s->slots[i].analysis);
         s->slots[i].analysis = NULL;
     }
+}
+
+int backends_check_analysis(const char *id, const char *path, const json_t *analysis, char *err,
+                            size_t err_len)
+{
+    const char *dot = strrchr(id, '.');
+    const json_t *cuda = json_object_get(analysis, "cuda");
+    if (!dot || !json_is_object(cuda))
+        return 0;
+    bool says_cuda = json_is_true(json_object_get(cuda, "inference"));
+    const char *why = json_string_value(json_array_get(json_object_get(cuda, "reasons"), 0));
+    if (strcmp(dot + 1, "cpu") == 0 && says_cuda) {
+        snprintf(err, err_len,
+                 "%s: configured as %s (CPU) but its symbols say CUDA: %s; configure it under a "
+                 "CUDA id",
+                 path, id, why ? why : "");
+        return BITNET_EBACKEND;
+    }
+    if (strcmp(dot + 1, "cuda") == 0 && !says_cuda) {
+        snprintf(err, err_len,
+                 "%s: configured as %s (CUDA) but its symbols say CPU only: %s; configure it "
+                 "under a CPU id",
+                 path, id, why ? why : "");
+        return BITNET_EBACKEND;
+    }
+    return 0;
 }
 
 json_t *backends_analysis(const char *path)

@@ -243,6 +243,13 @@ struct backend_slot *backends_find(struct server *s, const char *id);
  * inference, formats, kernels, quantization), or {error} (any thread). */
 json_t *backends_analysis(const char *path);
 
+/* Whether the analysis of the library at path agrees with the device its
+ * id names: an id ending in ".cpu" whose symbols say CUDA, or in ".cuda"
+ * whose symbols say CPU only, is a mismatch. Returns 0 or BITNET_EBACKEND
+ * with err. */
+int backends_check_analysis(const char *id, const char *path, const json_t *analysis, char *err,
+                            size_t err_len);
+
 /* The backends array of GetCapabilities: native, then each slot. */
 json_t *backends_json(const struct server *s);
 

@@ -113,8 +113,11 @@ static void op_run(void *arg)
     if (op->reload) {
         snprintf(op->stage, sizeof(op->stage), "validate");
         op->analysis = backends_analysis(op->path);
-        op->rc = backends_load_library(op->exe, op->dirs, op->id, op->path, op->number, &op->lg,
-                                       op->error, sizeof(op->error));
+        op->rc =
+            backends_check_analysis(op->id, op->path, op->analysis, op->error, sizeof(op->error));
+        if (op->rc == 0)
+            op->rc = backends_load_library(op->exe, op->dirs, op->id, op->path, op->number, &op->lg,
+                                           op->error, sizeof(op->error));
         op->validate_ms = backends_now_ms() - t0;
         if (op->rc)
             return;

@@ -218,6 +218,7 @@ class Cuda(unittest.TestCase):
                 b = backends["llama.cuda"]
                 self.assertEqual(b["state"], "refused")
                 self.assertIn("libcuda.so", b["reason"])
+                self.assertTrue(b["analysis"]["cuda"]["inference"])
             r = call(d, "io.bitnetd.Admin.LoadModel", {"path": M["i2s"], "name": "m"})
             m = r["parameters"]["model"]
             self.assertEqual((m["backend"], m["fallback"]), ("native", True))
@@ -230,6 +231,18 @@ class Cuda(unittest.TestCase):
         finally:
             d.stop()
             d.close()
+        # The CUDA build named as a CPU library: its symbols say CUDA.
+        if A["shim_cuda"] != "none":
+            d = Daemon(A["bitnetd"], config="backends = llama.cpu=%s\nbackend_dirs = %s\n" % (
+                A["shim_cuda"], os.path.dirname(A["shim_cuda"])), args=["--threads", "1"])
+            try:
+                caps = call(d, "io.bitnetd.Query.GetCapabilities")["parameters"]
+                b = {b["id"]: b for b in caps["backends"]}["llama.cpu"]
+                self.assertEqual(b["state"], "refused")
+                self.assertIn("configured as llama.cpu (CPU) but its symbols say CUDA", b["reason"])
+            finally:
+                d.stop()
+                d.close()
 
 
 def install(src, dst):
