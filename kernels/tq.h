@@ -71,6 +71,14 @@ size_t tq_act_row_bytes(int64_t k);
  * bsums = 0 (the reference leaves bsums unwritten there). */
 void tq_quantize_q8k(const float *x, int64_t k, uint8_t *act);
 
+/* Rewrites n_rows TQ1_0 rows of k elements (k % 256 == 0; rows
+ * in_row_bytes apart) as TQ2_0 rows (out_row_bytes apart): the same trits
+ * as 2-bit codes and the same f16 d, so every kernel product is unchanged
+ * (the engine uses it to run TQ1_0 models on the faster TQ2_0 kernels).
+ * Every input byte decodes to codes 0..2, so no code 3 appears. */
+void tq1_0_to_tq2_0(const uint8_t *in, size_t in_row_bytes, int64_t k, int64_t n_rows, uint8_t *out,
+                    size_t out_row_bytes);
+
 /* Exact integer dot of one weight block with one Q8_K block:
  * sum over 256 elements of (code - 1) * qa. Codes are read the way llama.cpp
  * reads them, so a stray code 3 in TQ2_0 counts as +2. */
@@ -87,6 +95,11 @@ float tq1_0_row_dot(const uint8_t *w, const uint8_t *act, int64_t k);
  * Compiled on x86-64 only. */
 void tq2_0_avx512_matmul_novnni(const bitnet_matmul_args *a);
 void tq1_0_avx512_matmul_novnni(const bitnet_matmul_args *a);
+
+/* The TQ2_0 AVX-512 kernel's VNNI path for CPUs without GFNI (shifts and
+ * masks instead of affine maps), exported for the same reason; it needs
+ * AVX512-VNNI. Compiled on x86-64 only. */
+void tq2_0_avx512_matmul_nogfni(const bitnet_matmul_args *a);
 
 /* The NEON kernels' path for CPUs without the DotProd extension, exported for
  * the same reason. Compiled on aarch64 only. */

@@ -142,6 +142,53 @@ void bitnet_tq1_0_unpack_row(const uint8_t *in, int64_t k, float *out)
     }
 }
 
+/*
+ * TQ1_0 -> TQ2_0, block by block: the same codes and the same f16 d, so
+ * every product is the same. TQ2_0 byte 32h + m holds the codes of elements
+ * 128h + m + 32l in bits 2l; for each of its four elements the table below
+ * names the TQ1_0 byte and trit that hold it (layouts: docs/kernels-tq.md).
+ *
+ *   h = 0, m < 32:   trits 0..3 of qs[m]                (elements m + 32n)
+ *   h = 1, m < 16:   trit 4 of qs[m], trits 0, 2, 4 of qs[32 + m]
+ *   h = 1, m >= 16:  trit 4 of qs[m], trits 1, 3 of qs[16 + m],
+ *                    trit (m - 16) / 4 of qh[(m - 16) % 4]  (elements 240..255)
+ *
+ * Per byte value, the trits are looked up in tables packed already in
+ * their TQ2_0 bit positions.
+ */
+void tq1_0_to_tq2_0(const uint8_t *in, size_t in_row_bytes, int64_t k, int64_t n_rows, uint8_t *out,
+                    size_t out_row_bytes)
+{
+    uint8_t lo4[256], t4[256], even[256], odd[256], tr[4][256];
+    for (int v = 0; v < 256; v++) {
+        int d[5];
+        for (int n = 0; n < 5; n++)
+            d[n] = tq1_0_trit((uint8_t)v, n);
+        lo4[v] = (uint8_t)(d[0] | d[1] << 2 | d[2] << 4 | d[3] << 6);
+        t4[v] = (uint8_t)d[4];
+        even[v] = (uint8_t)(d[0] << 2 | d[2] << 4 | d[4] << 6);
+        odd[v] = (uint8_t)(d[1] << 2 | d[3] << 4);
+        for (int n = 0; n < 4; n++)
+            tr[n][v] = (uint8_t)(d[n] << 6);
+    }
+    for (int64_t r = 0; r < n_rows; r++) {
+        const uint8_t *src = in + (size_t)r * in_row_bytes;
+        uint8_t *dst = out + (size_t)r * out_row_bytes;
+        for (int64_t b = 0; b < k / TQ_QK; b++, src += TQ1_0_BYTES, dst += TQ2_0_BYTES) {
+            const uint8_t *qs = src + TQ1_0_QS, *qh = src + TQ1_0_QH;
+            uint8_t *q2 = dst + TQ2_0_QS;
+            for (int m = 0; m < 32; m++)
+                q2[m] = lo4[qs[m]];
+            for (int m = 0; m < 16; m++)
+                q2[32 + m] = (uint8_t)(t4[qs[m]] | even[qs[32 + m]]);
+            for (int m = 16; m < 32; m++)
+                q2[32 + m] =
+                    (uint8_t)(t4[qs[m]] | odd[qs[16 + m]] | tr[(m - 16) / 4][qh[(m - 16) % 4]]);
+            memcpy(dst + TQ2_0_D, src + TQ1_0_D, 2);
+        }
+    }
+}
+
 /* Round to nearest, ties to even, through the 1.5 * 2^23 constant: the same
  * integer the reference's nearest_int() returns for |f| < 2^22. */
 static int q8k_nearest_int(float f)

@@ -512,6 +512,53 @@ static void make_unit_scale_inputs(const struct tq_format *f, uint8_t *w, int64_
         }
 }
 
+/* TQ1_0 rows rewritten as TQ2_0 (what the engine does at load to run TQ1_0
+ * models on the TQ2_0 kernels) unpack to the same floats, bit for bit, and
+ * give the same exact integer block sums, for packed rows and for random
+ * bytes (every byte value, hostile ones included); the output row may be
+ * wider than the blocks and nothing past them is written. */
+START_TEST(test_tq1_0_to_tq2_0_same_products)
+{
+    static const int64_t ks[] = {256, 2560, 6912};
+    for (size_t ki = 0; ki < 3; ki++) {
+        for (int kind = 0; kind < 4; kind++) {
+            const int64_t k = ks[ki], rows = 5;
+            const size_t rb1 = bitnet_tq1_0_row_bytes(k) + 3, rb2 = bitnet_tq2_0_row_bytes(k) + 7;
+            uint8_t *w1 = xmalloc((size_t)rows * rb1), *w2 = xmalloc((size_t)rows * rb2);
+            uint8_t *act = xmalloc(tq_act_row_bytes(k));
+            float *x1 = xmalloc((size_t)k * sizeof(float)),
+                  *x2 = xmalloc((size_t)k * sizeof(float));
+            rng_seed(70000 + 10 * ki + (uint64_t)kind);
+            make_weights(&formats[1], w1, k, rows, rb1, kind);
+            memset(w2, 0xa5, (size_t)rows * rb2);
+            make_acts(act, k, 1, tq_act_row_bytes(k), kind);
+            tq1_0_to_tq2_0(w1, rb1, k, rows, w2, rb2);
+            for (int64_t r = 0; r < rows; r++) {
+                const uint8_t *r1 = w1 + (size_t)r * rb1, *r2 = w2 + (size_t)r * rb2;
+                bitnet_tq1_0_unpack_row(r1, k, x1);
+                bitnet_tq2_0_unpack_row(r2, k, x2);
+                ck_assert_msg(memcmp(x1, x2, (size_t)k * sizeof(float)) == 0,
+                              "k %lld kind %d row %lld: unpacked values differ", (long long)k, kind,
+                              (long long)r);
+                for (int64_t b = 0; b < k / TQ_QK; b++)
+                    ck_assert_int_eq(tq1_0_block_dot(r1 + (size_t)b * TQ1_0_BYTES,
+                                                     act + (size_t)b * TQ_Q8K_BYTES),
+                                     tq2_0_block_dot(r2 + (size_t)b * TQ2_0_BYTES,
+                                                     act + (size_t)b * TQ_Q8K_BYTES));
+                ck_assert(tq1_0_row_dot(r1, act, k) == tq2_0_row_dot(r2, act, k));
+                for (size_t i = bitnet_tq2_0_row_bytes(k); i < rb2; i++)
+                    ck_assert_uint_eq(r2[i], 0xa5);
+            }
+            free(w1);
+            free(w2);
+            free(act);
+            free(x1);
+            free(x2);
+        }
+    }
+}
+END_TEST
+
 struct shape {
     int64_t k, rows;
     int n_act;
@@ -678,7 +725,10 @@ START_TEST(test_kernels_match_scalar)
 END_TEST
 
 /* Every batch size from 1 to 17 (the kernels group activation rows by 4 or 8
- * and weight rows by 2 or 4, so every remainder is hit), 7 weight rows. */
+ * and weight rows by 2 or 4, so every remainder is hit), 7 weight rows.
+ * Each activation row's results are also bit-identical to that row computed
+ * alone: the engine relies on a sequence getting the same logits inside a
+ * batch as on its own. */
 static void check_kernel_batches(const bitnet_kernel *kn, const struct tq_format *f)
 {
     const bitnet_kernel *sc = scalar_kernel(f);
@@ -690,11 +740,19 @@ static void check_kernel_batches(const bitnet_kernel *kn, const struct tq_format
     rng_seed(31337);
     make_weights(f, w, k, rows, wrb, 0);
     make_acts(act, k, 17, arb, 0);
+    float *alone = xmalloc(17 * (size_t)rows * sizeof(float));
+    for (int t = 0; t < 17; t++)
+        run_matmul(kn->ops, w, wrb, k, rows, act + (size_t)t * arb, arb, 1,
+                   alone + (size_t)t * (size_t)rows, rows);
     for (int n = 1; n <= 17; n++) {
         run_matmul(sc->ops, w, wrb, k, rows, act, arb, n, y0, rows);
         run_matmul(kn->ops, w, wrb, k, rows, act, arb, n, y, rows);
         for (int t = 0; t < n; t++)
             for (int64_t r = 0; r < rows; r++) {
+                ck_assert_msg(y[t * rows + r] == alone[t * rows + r],
+                              "%s n_act %d, row %lld act %d: %.9g in the batch, %.9g alone",
+                              kn->name, n, (long long)r, t, (double)y[t * rows + r],
+                              (double)alone[t * rows + r]);
                 double tol = dot_tolerance(
                     k, abs_term_sum(f, w + (size_t)r * wrb, act + (size_t)t * arb, k));
                 ck_assert_msg(fabs((double)y[t * rows + r] - (double)y0[t * rows + r]) <= tol,
@@ -706,6 +764,7 @@ static void check_kernel_batches(const bitnet_kernel *kn, const struct tq_format
     free(act);
     free(y);
     free(y0);
+    free(alone);
 }
 
 START_TEST(test_kernels_every_batch_size)
@@ -833,7 +892,34 @@ START_TEST(test_avx512_without_vnni)
         const struct tq_format *f = &formats[kn->format == BITNET_FORMAT_TQ2_0 ? 0 : 1];
         check_kernel_exact_integers(&copy, f);
         check_kernel_vs_scalar(&copy, f);
+        check_kernel_batches(&copy, f);
     }
+#endif
+}
+END_TEST
+
+/* With VNNI the TQ2_0 AVX-512 kernel decodes codes with GFNI where the CPU
+ * has it, with shifts and masks where it does not: run the second path
+ * directly, so that machines with GFNI test both. */
+START_TEST(test_avx512_without_gfni)
+{
+#if defined(__x86_64__)
+    const bitnet_kernel *kn = bitnet_kernel_get(BITNET_KERNEL_TQ2_0_AVX512);
+    bitnet_kernel_status st;
+    bitnet_kernel_status_get(kn, NULL, &st);
+    if (!st.available || !bitnet_cpu_features_get()->avx512_vnni) {
+        printf("test_tq: skipping %s without GFNI: %s\n", kn->name,
+               st.available ? "the CPU lacks AVX512-VNNI" : st.reason);
+        return;
+    }
+    bitnet_kernel_ops ops = *kn->ops;
+    ops.matmul = tq2_0_avx512_matmul_nogfni;
+    bitnet_kernel copy = *kn;
+    copy.ops = &ops;
+    copy.name = "tq2_0.avx512 (VNNI, no GFNI)";
+    check_kernel_exact_integers(&copy, &formats[0]);
+    check_kernel_vs_scalar(&copy, &formats[0]);
+    check_kernel_batches(&copy, &formats[0]);
 #endif
 }
 END_TEST
@@ -855,6 +941,7 @@ static Suite *tq_suite(void)
 
     TCase *kern = tcase_create("kernels");
     tcase_add_test(kern, test_pack_unpack_round_trip);
+    tcase_add_test(kern, test_tq1_0_to_tq2_0_same_products);
     tcase_add_test(kern, test_block_dot_matches_unpack);
     tcase_add_test(kern, test_kernels_exact_integer_sums);
     tcase_add_test(kern, test_kernels_match_scalar);
@@ -862,6 +949,7 @@ static Suite *tq_suite(void)
     tcase_add_test(kern, test_kernels_quantize_act_match_scalar);
     tcase_add_test(kern, test_kernels_empty_calls);
     tcase_add_test(kern, test_avx512_without_vnni);
+    tcase_add_test(kern, test_avx512_without_gfni);
     tcase_add_test(kern, test_neon_without_dotprod);
     suite_add_tcase(s, kern);
     return s;
