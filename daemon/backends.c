@@ -342,6 +342,7 @@ int plan_build(struct server *s, const char *path, const struct pref_list *list,
     memset(p, 0, sizeof(*p));
     p->active = -1;
     snprintf(p->path, sizeof(p->path), "%s", path);
+    snprintf(p->kv_type, sizeof(p->kv_type), "%s", s->cfg.kv_type);
     p->strict = strict;
     int rc = model_format(path, &p->format, err, err_len);
     if (rc)

@@ -132,6 +132,7 @@ struct plan_entry {
 struct plan {
     char path[4096];
     int n_seq_max, n_ctx, threads;
+    char kv_type[8]; /* the native engine's KV cache type (config kv_type) */
     bool strict;
     bitnet_format format; /* of the model's ternary weights */
     bool has_format;

@@ -81,6 +81,8 @@ static const struct config_key keys[] = {
      "generations of one model batched together"},
     {"n_ctx", NUM(KT_INT, n_ctx), "0", 0, LIMIT_CTX_MAX, IN_ALL, "N",
      "positions per generation, 0 for the model's (at most 4096)"},
+    {"kv_type", STR(kv_type), "f32", 0, 0, IN_ALL, "TYPE",
+     "KV cache of the native engine: f32, or f16 for half the memory (slightly rounded)"},
     {"max_queued_jobs", NUM(KT_INT, max_queued_jobs), LIMIT_MAX_QUEUED_JOBS, 0,
      LIMIT_QUEUED_JOBS_MAX, IN_ALL, "N",
      "generations waiting per model before Generate answers QueueFull"},
@@ -471,6 +473,8 @@ int config_load(struct config *out, int argc, char **argv, char *err, size_t err
     if (log_level_parse(cfg.log_level, &prio))
         return errf(err, err_len, BITNET_EPARAM,
                     "log_level '%s' is not error, warning, notice, info or debug", cfg.log_level);
+    if (strcmp(cfg.kv_type, "f32") != 0 && strcmp(cfg.kv_type, "f16") != 0)
+        return errf(err, err_len, BITNET_EPARAM, "kv_type '%s' is not f32 or f16", cfg.kv_type);
     if (cfg.socket[0] == '\0')
         return errf(err, err_len, BITNET_EPARAM, "the socket path is empty");
     *out = cfg;

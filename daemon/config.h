@@ -30,6 +30,7 @@ struct config {
     char model[8192];                  /* models to load at start, ':'-separated */
     long long n_seq_max;               /* generations batched together per model */
     long long n_ctx;            /* positions per generation, 0 = the model's (at most 4096) */
+    char kv_type[8];            /* the native engine's KV cache: f32 or f16 */
     long long max_queued_jobs;  /* jobs waiting per model; daemon/limits.h */
     long long max_tokens;       /* largest max_tokens a Generate may ask; daemon/limits.h */
     long long max_jobs_per_uid; /* jobs of one user at once; daemon/limits.h */

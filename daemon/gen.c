@@ -36,7 +36,8 @@ static int load_native(struct plan *p, struct plan_entry *pe, struct gen *g, cha
     engine_opts eo = {.n_threads = p->threads,
                       .n_seq_max = p->n_seq_max,
                       .n_ctx = p->n_ctx,
-                      .kernel = pe->kernel ? pe->kernel->name : NULL};
+                      .kernel = pe->kernel ? pe->kernel->name : NULL,
+                      .kv_type = p->kv_type[0] ? p->kv_type : NULL};
     int rc = engine_new(p->path, &eo, &g->e, err, err_len);
     if (rc)
         return rc;

@@ -13,14 +13,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "bitnet/error.h"
 #include "common/f16.h"
+#include "engine/attn.h"
 #include "engine/engine.h"
 #include "engine/fmat.h"
 #include "engine/model_meta.h"
 #include "engine/ops.h"
 #include "engine/pool.h"
+#include "kernels/tq.h"
 
 /* How one weight matrix is multiplied. */
 enum wmat_kind { WMAT_TERNARY, WMAT_F16, WMAT_F32, WMAT_Q8_0 };
@@ -44,7 +48,7 @@ struct layer {
 struct seq {
     bool used;
     int len;
-    float *k, *v; /* [n_layer][n_ctx][kv_dim] each */
+    void *k, *v; /* [n_layer][n_ctx][kv_dim] each, float or half (kv_type) */
 };
 
 struct engine {
@@ -69,10 +73,14 @@ struct engine {
     struct wmat head;   /* the LM head: token_embd (tied) or output.weight */
     uint8_t *head_copy; /* the in-memory Q8_0 LM head, when asked for */
     uint8_t **repacked; /* n_layer * 7 weight buffers of a repacking kernel */
+    bool tq1_as_tq2;    /* TQ1_0 weights converted to TQ2_0 at load for a tq2_0 kernel */
     const float *out_norm;
 
     const bitnet_kernel *kernel; /* for WMAT_TERNARY */
     const struct fmat_ops *fmat;
+    const struct attn_ops *attn_impl; /* attention over the KV cache, chosen for this CPU */
+    attn_kv_type kv_type;             /* how the sequences' caches store K and V */
+    int attn_q_max;                   /* query heads one attention call serves (scores scratch) */
     pool *pool;
 
     struct seq *seqs;
@@ -84,7 +92,7 @@ struct engine {
     uint8_t *act;         /* quantized activations, batch_cap rows of the widest input */
     size_t act_row_bytes; /* bytes of the widest activation row (sizes act) */
     size_t act_stride;    /* row stride of the matrix product in progress */
-    float *scores;        /* per thread: n_ctx */
+    float *scores;        /* per thread: attn_q_max * n_ctx */
     int *tok_pos;         /* position of each batch token */
 };
 
@@ -190,15 +198,37 @@ static int choose_kernel(engine *e, gguf_dtype wtype, const char *forced, char *
         /* Lookup-table kernels build their layout at load from I2_S. */
         bool from_i2s = fmt == BITNET_FORMAT_I2S && k->ops && k->ops->repack &&
                         (k->format == BITNET_FORMAT_TL1 || k->format == BITNET_FORMAT_TL2);
-        if ((k->format != fmt && !from_i2s) || k->provider != BITNET_PROVIDER_BITNETD) {
+        /* TQ2_0 kernels run TQ1_0 weights converted at load. */
+        bool from_tq1 = fmt == BITNET_FORMAT_TQ1_0 && k->format == BITNET_FORMAT_TQ2_0;
+        if ((k->format != fmt && !from_i2s && !from_tq1) ||
+            k->provider != BITNET_PROVIDER_BITNETD) {
             snprintf(err, err_len, "kernel %s is for %s weights; this model's are %s", k->name,
                      bitnet_format_name(k->format), bitnet_format_name(fmt));
             return BITNET_EPARAM;
         }
         e->kernel = k;
+        e->tq1_as_tq2 = from_tq1;
         snprintf(e->kernel_reason, sizeof(e->kernel_reason), "forced by the caller%s",
-                 from_i2s ? "; weights repacked at load from I2_S" : "");
+                 from_i2s   ? "; weights repacked at load from I2_S"
+                 : from_tq1 ? "; weights converted at load from TQ1_0"
+                            : "");
         return 0;
+    }
+    /* TQ1_0 decodes about 2.5x slower than TQ2_0 (the base-3 digits cost
+     * more vector work than the bytes they save), and converting is exact,
+     * so TQ1_0 models run on the TQ2_0 kernel with weights converted at
+     * load, at 22% more weight memory. --kernel tq1_0.<isa> reads the file's
+     * layout instead. */
+    if (fmt == BITNET_FORMAT_TQ1_0) {
+        e->kernel = bitnet_kernel_select(BITNET_FORMAT_TQ2_0, NULL);
+        if (e->kernel) {
+            e->tq1_as_tq2 = true;
+            snprintf(e->kernel_reason, sizeof(e->kernel_reason),
+                     "best available on this CPU (SIMD %s); tq1_0 weights converted at load to "
+                     "tq2_0, which decodes faster",
+                     bitnet_simd_level_name(bitnet_cpu_features_get()->active));
+            return 0;
+        }
     }
     e->kernel = bitnet_kernel_select(fmt, NULL);
     if (!e->kernel) {
@@ -232,6 +262,53 @@ static int repack_weights(engine *e, char *err, size_t err_len)
                          e->kernel->name, l, bitnet_strerror(rc));
                 return rc;
             }
+            e->repacked[l * 7 + i] = out;
+            ms[i]->data = out;
+            ms[i]->row_bytes = rb;
+        }
+    }
+    return 0;
+}
+
+/* Asks the kernel to reclaim the whole pages of [p, p + n): file pages of
+ * the mapping that will not be read again, so that they stop counting in
+ * the resident set. Only a hint: the contents stay what they were. */
+static void pages_reclaim(const uint8_t *p, size_t n)
+{
+#ifdef MADV_PAGEOUT
+    long ps = sysconf(_SC_PAGESIZE);
+    if (ps <= 0)
+        return;
+    uintptr_t b = ((uintptr_t)p + (uintptr_t)ps - 1) / (uintptr_t)ps * (uintptr_t)ps;
+    uintptr_t end = ((uintptr_t)p + n) / (uintptr_t)ps * (uintptr_t)ps;
+    if (end > b)
+        (void)madvise((void *)b, end - b, MADV_PAGEOUT);
+#else
+    (void)p;
+    (void)n;
+#endif
+}
+
+/* Rewrites every TQ1_0 matrix as TQ2_0 rows in buffers the engine owns
+ * (kept in e->repacked): the same codes and block scales, so the products
+ * are those of the file's weights. The file's pages of each matrix are
+ * reclaimed once it is converted, so that the resident set holds the
+ * TQ2_0 copy, not both. */
+static int convert_tq1_weights(engine *e)
+{
+    e->repacked = calloc((size_t)e->n_layer * 7, sizeof(uint8_t *));
+    if (!e->repacked)
+        return -ENOMEM;
+    for (int l = 0; l < e->n_layer; l++) {
+        struct layer *L = &e->layers[l];
+        struct wmat *ms[7] = {&L->q, &L->k, &L->v, &L->o, &L->gate, &L->up, &L->down};
+        for (int i = 0; i < 7; i++) {
+            size_t rb = (size_t)(ms[i]->k / TQ_QK) * TQ2_0_BYTES;
+            uint8_t *out = malloc(rb * (size_t)ms[i]->n_rows);
+            if (!out)
+                return -ENOMEM;
+            tq1_0_to_tq2_0(ms[i]->data, ms[i]->row_bytes, ms[i]->k, ms[i]->n_rows, out, rb);
+            pages_reclaim(ms[i]->data, ms[i]->row_bytes * (size_t)ms[i]->n_rows);
             e->repacked[l * 7 + i] = out;
             ms[i]->data = out;
             ms[i]->row_bytes = rb;
@@ -310,6 +387,13 @@ static int bind_model(engine *e, const engine_opts *opts, char *err, size_t err_
         rc = repack_weights(e, err, err_len);
         if (rc)
             return rc;
+    }
+    if (e->tq1_as_tq2) {
+        rc = convert_tq1_weights(e);
+        if (rc) {
+            snprintf(err, err_len, "converting TQ1_0 weights to TQ2_0: %s", bitnet_strerror(rc));
+            return rc;
+        }
     }
     if (e->kernel)
         e->act_row_bytes = e->kernel->ops->act_row_bytes(e->n_ff > e->n_embd ? e->n_ff : e->n_embd);
@@ -450,10 +534,19 @@ int engine_new(const char *path, const engine_opts *opts, engine **out, char *er
             rc = BITNET_EPARAM;
         }
     }
+    if (!rc && attn_kv_type_parse(opts ? opts->kv_type : NULL, &e->kv_type) != 0) {
+        snprintf(err, err_len, "unknown KV cache type '%s' (f32 or f16)", opts->kv_type);
+        rc = BITNET_EPARAM;
+    }
+    e->attn_impl = attn_select();
+    e->attn_q_max = e->n_head_kv > 0 ? e->n_head / e->n_head_kv : 1;
+    if (e->attn_q_max > ATTN_MAX_Q)
+        e->attn_q_max = ATTN_MAX_Q;
     e->n_seq_max = opts && opts->n_seq_max > 0 ? opts->n_seq_max : 1;
     if (!rc) {
         e->seqs = calloc((size_t)e->n_seq_max, sizeof(*e->seqs));
-        e->scores = malloc(sizeof(float) * (size_t)e->n_ctx * (size_t)n_threads);
+        e->scores =
+            malloc(sizeof(float) * (size_t)e->n_ctx * (size_t)e->attn_q_max * (size_t)n_threads);
         if (!e->seqs || !e->scores)
             rc = -ENOMEM;
     }
@@ -529,9 +622,10 @@ int engine_seq_new(engine *e, int *seq)
         if (q->used)
             continue;
         if (!q->k) {
-            size_t n = (size_t)e->n_layer * (size_t)e->n_ctx * (size_t)e->kv_dim;
-            q->k = malloc(sizeof(float) * n);
-            q->v = malloc(sizeof(float) * n);
+            size_t n = (size_t)e->n_layer * (size_t)e->n_ctx * (size_t)e->kv_dim *
+                       (size_t)attn_kv_type_size(e->kv_type);
+            q->k = malloc(n);
+            q->v = malloc(n);
             if (!q->k || !q->v) {
                 free(q->k);
                 free(q->v);
@@ -687,18 +781,32 @@ static void attn_task_run(void *ctx, int ith, int nth)
     engine *e = at->e;
     long n = (long)at->b->n * e->n_head, b, end;
     pool_split(n, ith, nth, 1, &b, &end);
-    float *scores = e->scores + (size_t)ith * (size_t)e->n_ctx;
     int group = e->n_head / e->n_head_kv;
-    float scale = 1.0f / sqrtf((float)e->head_dim);
-    for (long i = b; i < end; i++) {
+    size_t esz = (size_t)attn_kv_type_size(e->kv_type);
+    attn_fn fn = e->kv_type == ATTN_KV_F16 ? e->attn_impl->f16 : e->attn_impl->f32;
+    attn_args a = {
+        .kv_stride = e->kv_dim,
+        .head_dim = e->head_dim,
+        .scale = 1.0f / sqrtf((float)e->head_dim),
+        .scores = e->scores + (size_t)ith * (size_t)e->attn_q_max * (size_t)e->n_ctx,
+    };
+    /* Consecutive heads of a token that share a KV head go in one call, so
+     * this thread reads that part of the cache once for all of them. */
+    for (long i = b; i < end; i += a.n_q) {
         int t = (int)(i / e->n_head), h = (int)(i % e->n_head);
+        long n_q = group - h % group;
+        n_q = n_q < end - i ? n_q : end - i;
+        a.n_q = n_q < e->attn_q_max ? (int)n_q : e->attn_q_max;
         const struct seq *sq = &e->seqs[at->b->seq[t]];
-        size_t layer_off = (size_t)at->layer * (size_t)e->n_ctx * (size_t)e->kv_dim;
-        size_t head_off = (size_t)(h / group) * (size_t)e->head_dim;
-        op_attention_head(e->attn + (size_t)t * e->n_embd + (size_t)h * e->head_dim,
-                          e->q + (size_t)t * e->n_embd + (size_t)h * e->head_dim,
-                          sq->k + layer_off + head_off, sq->v + layer_off + head_off,
-                          e->tok_pos[t] + 1, e->head_dim, e->kv_dim, scale, scores);
+        size_t off = ((size_t)at->layer * (size_t)e->n_ctx * (size_t)e->kv_dim +
+                      (size_t)(h / group) * (size_t)e->head_dim) *
+                     esz;
+        a.k = (const uint8_t *)sq->k + off;
+        a.v = (const uint8_t *)sq->v + off;
+        a.q = e->q + (size_t)t * e->n_embd + (size_t)h * e->head_dim;
+        a.out = e->attn + (size_t)t * e->n_embd + (size_t)h * e->head_dim;
+        a.n_pos = e->tok_pos[t] + 1;
+        fn(&a);
     }
 }
 
@@ -738,6 +846,15 @@ struct tok_task {
     enum tok_stage stage;
 };
 
+/* Writes kv_dim values at element offset off of a cache, as its type. */
+static void kv_store(const engine *e, void *cache, size_t off, const float *src)
+{
+    if (e->kv_type == ATTN_KV_F16)
+        e->attn_impl->to_f16((uint16_t *)cache + off, src, e->kv_dim);
+    else
+        memcpy((float *)cache + off, src, sizeof(float) * (size_t)e->kv_dim);
+}
+
 static void tok_stage_one(const struct tok_task *tt, int t)
 {
     engine *e = tt->e;
@@ -757,8 +874,8 @@ static void tok_stage_one(const struct tok_task *tt, int t)
                 e->rope_freqs, e->rope_neox);
         struct seq *sq = &e->seqs[tt->b->seq[t]];
         size_t off = ((size_t)tt->layer * (size_t)e->n_ctx + (size_t)pos) * KV;
-        memcpy(sq->k + off, kt, sizeof(float) * KV);
-        memcpy(sq->v + off, e->vx + t * KV, sizeof(float) * KV);
+        kv_store(e, sq->k, off, kt);
+        kv_store(e, sq->v, off, e->vx + t * KV);
         break;
     }
     case TOK_ATTN_OUT:

@@ -30,6 +30,10 @@ typedef struct engine_opts {
      * "q8_0" multiplies with an in-memory Q8_0 copy made at load (about half
      * the bytes of an F16 head read per token; logits change slightly). */
     const char *lm_head;
+    /* The KV cache: NULL or "f32" stores keys and values as float (what
+     * crossval compares with llama.cpp's F32 cache); "f16" as IEEE half,
+     * half the memory and the bytes attention reads, rounded to nearest. */
+    const char *kv_type;
 } engine_opts;
 
 typedef struct engine engine;

@@ -396,6 +396,8 @@ static bool hash_insert(uint32_t *table, uint64_t cap, const char *name, uint32_
             table[s] = i + 1;
             return true;
         }
+        /* Every entry's name is set before it is inserted. */
+        /* NOLINTNEXTLINE(clang-analyzer-core.NonNullParamChecker) */
         if (strcmp(name_of(f, table[s] - 1), name) == 0)
             return false;
     }
@@ -511,7 +513,7 @@ static int parse_kvs(cursor *c, gguf_file *f)
         return fail_at(c, -ENOMEM, c->pos, "out of memory for %lld keys", (long long)f->n_kv);
     for (int64_t i = 0; i < f->n_kv; i++) {
         gguf_kv *kv = &f->kv[i];
-        uint64_t start = c->pos, off, len;
+        uint64_t start = c->pos, off = 0, len = 0;
         uint32_t type;
         kv->arr_type = GGUF_TYPE_COUNT;
         kv->count = 1;
@@ -583,7 +585,7 @@ static int parse_tensor_infos(cursor *c, gguf_file *f)
                        (long long)f->n_tensors);
     for (int64_t i = 0; i < f->n_tensors; i++) {
         gguf_tensor *t = &f->tensors[i];
-        uint64_t start = c->pos, off, len;
+        uint64_t start = c->pos, off = 0, len = 0;
         int rc = read_string(c, &off, &len, "tensor name");
         if (rc < 0)
             return rc;

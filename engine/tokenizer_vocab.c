@@ -7,6 +7,7 @@
  * tokenizer_load(), which is what makes a tokenizer safe to share between
  * threads. docs/tokenizers.md describes what is read and why.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -577,12 +578,12 @@ static size_t render_piece(const tokenizer *t, int32_t id, char *out)
         memcpy(out, s, len);
         return len;
     }
-    if ((a & TOK_ATTR_BYTE) && len == 6 && memcmp(s, "<0x", 3) == 0 && s[5] == '>') {
-        unsigned v;
-        if (sscanf(s + 3, "%2x", &v) == 1) {
-            out[0] = (char)v;
-            return 1;
-        }
+    /* Exactly two hex digits: sscanf("%2x") would also take "-1" or " 1". */
+    if ((a & TOK_ATTR_BYTE) && len == 6 && memcmp(s, "<0x", 3) == 0 && s[5] == '>' &&
+        isxdigit((unsigned char)s[3]) && isxdigit((unsigned char)s[4])) {
+        char hex[3] = {s[3], s[4], '\0'};
+        out[0] = (char)strtoul(hex, NULL, 16);
+        return 1;
     }
     if (!(a & (TOK_ATTR_NORMAL | TOK_ATTR_BYTE)))
         return 0; /* undefined and unused tokens render as nothing */

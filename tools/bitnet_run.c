@@ -25,6 +25,7 @@ struct run_opts {
     const char *kernel;
     const char *dump_logits;
     const char *lm_head;
+    const char *kv_type;
     bool chat, json, quiet;
     int n_predict, threads, ctx;
     sampler_params sampling;
@@ -52,6 +53,7 @@ static const char usage_text[] =
     "      --ctx N            context length (default: the model's, at most 4096)\n"
     "      --kernel ID        force a kernel (bitnetctl kernels lists them)\n"
     "      --lm-head KIND     native (as stored) or q8_0 (in-memory Q8_0 copy)\n"
+    "      --kv TYPE          KV cache type: f32 (default) or f16 (half the memory)\n"
     "      --seed N           sampling seed (default 0)\n"
     "      --temp X           temperature; 0 = greedy (default 0)\n"
     "      --top-k N, --top-p X, --min-p X, --repeat-penalty X\n"
@@ -125,6 +127,8 @@ static int parse(int argc, char **argv, struct run_opts *o)
             o->sampling.repeat_penalty = strtof(v, NULL);
         else if (FLAG("--lm-head", "--lm-head"))
             o->lm_head = v;
+        else if (FLAG("--kv", "--kv"))
+            o->kv_type = v;
         else if (FLAG("--dump-logits", "--dump-logits"))
             o->dump_logits = v;
         else if (FLAG("--stop", "--stop")) {
@@ -214,7 +218,8 @@ int main(int argc, char **argv)
                       .n_seq_max = 1,
                       .n_ctx = o.ctx,
                       .kernel = o.kernel,
-                      .lm_head = o.lm_head};
+                      .lm_head = o.lm_head,
+                      .kv_type = o.kv_type};
     rc = engine_new(o.model, &eo, &e, err, sizeof(err));
     if (rc) {
         fprintf(stderr, "bitnet-run: %s\n", err);
@@ -287,7 +292,7 @@ int main(int argc, char **argv)
                prefill_tps, decode_tps, ru.ru_maxrss, (unsigned long long)in->weight_bytes,
                gen_finish_name(st.finish));
     } else {
-        printf("%s\n", o.quiet ? "" : "");
+        printf("\n");
         fprintf(o.quiet ? stdout : stderr,
                 "load %.0f ms | prompt %zu tok, prefill %.1f tok/s | generated %d tok, decode "
                 "%.2f tok/s | kernel %s, %d threads | peak RSS %ld MiB | finish %s\n",

@@ -27,6 +27,8 @@ struct opts {
     const char *backends;
     const char *floor_kernel; /* a second kernel of ours: the noise floor */
     const char *floor_model;  /* the file the floor kernel runs (default: --model) */
+    const char *kv;           /* KV cache type on both sides: f32 (default) or f16 */
+    const char *floor_kv;     /* the noise floor: our engine with this KV cache type */
     int positions;
     int prompts;
     int continue_n;
@@ -232,6 +234,10 @@ static void parse_args(int argc, char **argv, struct opts *o)
             o->floor_kernel = v;
         else if (!strcmp(a, "--floor-model"))
             o->floor_model = v;
+        else if (!strcmp(a, "--kv"))
+            o->kv = v;
+        else if (!strcmp(a, "--floor-kv"))
+            o->floor_kv = v;
         else if (!strcmp(a, "--positions"))
             o->positions = atoi(v);
         else if (!strcmp(a, "--prompts"))
@@ -252,7 +258,10 @@ static void parse_args(int argc, char **argv, struct opts *o)
     if (!o->model || !o->texts || !o->backends)
         die("usage: crossval-llama --model M.gguf --texts T.inp --backends DIR [--positions N] "
             "[--prompts N] [--continue N] [--threads N] [--min-cos X] [--min-argmax X] "
-            "[--min-greedy N]");
+            "[--min-greedy N] [--kv f32|f16] [--floor-kernel ID] [--floor-model M.gguf] "
+            "[--floor-kv f32|f16]");
+    if (o->kv && strcmp(o->kv, "f32") != 0 && strcmp(o->kv, "f16") != 0)
+        die("--kv must be f32 or f16");
 }
 
 int main(int argc, char **argv)
@@ -276,10 +285,15 @@ int main(int argc, char **argv)
     /* Attention in full precision on both sides: an F32 KV cache and no
      * flash attention (llama.cpp's CPU flash attention rounds Q to F16 and
      * accumulates V in F16). What is compared is then the forward pass and
-     * the ternary products, not attention rounding. */
+     * the ternary products, not attention rounding. With --kv f16 both
+     * caches hold halves (rounded to nearest even on both sides); llama.cpp
+     * then also rounds Q and the softmax weights to F16 for its F16
+     * products, which we do not, so that case is judged with a noise floor:
+     * our f16 cache against our f32 one (--floor-kv f32). */
+    bool kv16 = o.kv && strcmp(o.kv, "f16") == 0;
     cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
-    cp.type_k = GGML_TYPE_F32;
-    cp.type_v = GGML_TYPE_F32;
+    cp.type_k = kv16 ? GGML_TYPE_F16 : GGML_TYPE_F32;
+    cp.type_v = kv16 ? GGML_TYPE_F16 : GGML_TYPE_F32;
     cp.n_threads = o.threads;
     cp.n_threads_batch = o.threads;
     struct llama_context *ctx = llama_init_from_model(lm, cp);
@@ -288,7 +302,8 @@ int main(int argc, char **argv)
 
     engine *e;
     char err[512];
-    engine_opts eo = {.n_threads = o.threads, .n_seq_max = 1, .n_ctx = (int)cp.n_ctx};
+    engine_opts eo = {
+        .n_threads = o.threads, .n_seq_max = 1, .n_ctx = (int)cp.n_ctx, .kv_type = o.kv};
     if (engine_new(o.ours_model ? o.ours_model : o.model, &eo, &e, err, sizeof(err)))
         die(err);
     const engine_info *info = engine_get_info(e);
@@ -337,19 +352,23 @@ int main(int argc, char **argv)
      * with us better than we agree with ourselves. */
     double floor_cos = 1.0, floor_argmax = 1.0;
     char floor_name[64] = "";
-    if (o.floor_kernel) {
+    const bool has_floor = o.floor_kernel || o.floor_kv;
+    if (has_floor) {
         /* The floor kernel must differ from the one in use: fall back to the
          * format's scalar kernel when they are the same or it cannot run. */
         const bitnet_kernel *fk;
-        snprintf(floor_name, sizeof(floor_name), "%s", o.floor_kernel);
-        if (!o.floor_model && (bitnet_kernel_require(floor_name, &fk, NULL, 0) != 0 ||
-                               strcmp(floor_name, info->kernel) == 0)) {
+        snprintf(floor_name, sizeof(floor_name), "%s", o.floor_kernel ? o.floor_kernel : "");
+        if (o.floor_kernel && !o.floor_model &&
+            (bitnet_kernel_require(floor_name, &fk, NULL, 0) != 0 ||
+             strcmp(floor_name, info->kernel) == 0)) {
             snprintf(floor_name, sizeof(floor_name), "%.*s.scalar", (int)strcspn(info->kernel, "."),
                      info->kernel);
         }
         engine *e2;
         engine_opts eo2 = eo;
-        eo2.kernel = floor_name;
+        eo2.kernel = o.floor_kernel ? floor_name : NULL;
+        if (o.floor_kv)
+            eo2.kv_type = o.floor_kv;
         const char *fm = o.floor_model ? o.floor_model : o.ours_model ? o.ours_model : o.model;
         if (engine_new(fm, &eo2, &e2, err, sizeof(err)))
             die(err);
@@ -383,26 +402,28 @@ int main(int argc, char **argv)
     }
 
     printf("crossval %s\n", o.model);
-    printf("  arch %s, weights %s, kernel %s, lm head %s, vocab %d, threads %d\n", info->arch,
-           info->weight_type, info->kernel, info->lm_head, n_vocab, o.threads);
+    printf("  arch %s, weights %s, kernel %s, lm head %s, vocab %d, threads %d, kv cache %s\n",
+           info->arch, info->weight_type, info->kernel, info->lm_head, n_vocab, o.threads,
+           o.kv ? o.kv : "f32");
     printf("  positions %d: cosine min %.6f, median %.6f; argmax agreement %.2f%% (%d/%d)\n", n,
            cos[0], cos[n / 2], 100.0 * argmax_frac, agree, n);
     printf("  greedy %d-token continuations identical: %d of %d prompts\n", o.continue_n,
            greedy_same, greedy_runs);
     bool greedy_ok = greedy_same >= (o.min_greedy < greedy_runs ? o.min_greedy : greedy_runs);
     bool strict_ok = cos[0] >= o.min_cos && argmax_frac >= o.min_argmax;
-    if (o.floor_kernel)
-        printf("  noise floor (%s vs %s): cosine min %.6f, argmax agreement %.2f%%\n", info->kernel,
-               o.floor_kernel, floor_cos, 100.0 * floor_argmax);
+    if (has_floor)
+        printf("  noise floor (%s, kv %s vs %s, kv %s): cosine min %.6f, argmax agreement "
+               "%.2f%%\n",
+               info->kernel, o.kv ? o.kv : "f32", o.floor_kernel ? floor_name : info->kernel,
+               o.floor_kv ? o.floor_kv : (o.kv ? o.kv : "f32"), floor_cos, 100.0 * floor_argmax);
     /* With a noise floor, agreement as good as our own two kernels' (within
      * 0.0002 of cosine and 2% of argmax) also passes. */
-    bool floor_ok =
-        o.floor_kernel && cos[0] >= floor_cos - 0.0002 && argmax_frac >= floor_argmax - 0.02;
+    bool floor_ok = has_floor && cos[0] >= floor_cos - 0.0002 && argmax_frac >= floor_argmax - 0.02;
     int ok = greedy_ok && (strict_ok || floor_ok);
     printf(
         "  %s (thresholds: cosine >= %.4f at every position, argmax >= %.0f%%, greedy >= %d%s)\n",
         ok ? "PASS" : "FAIL", o.min_cos, 100.0 * o.min_argmax, o.min_greedy,
-        o.floor_kernel ? "; or within the noise floor" : "");
+        has_floor ? "; or within the noise floor" : "");
 
     free(cos);
     free(ref);
