@@ -227,7 +227,7 @@ int bitnet_client_call_more(bitnet_client *c, const char *method, const char *pa
     if (rc)
         return rc;
     for (;;) {
-        struct varlink_reply r;
+        struct varlink_reply r = {0};
         if ((rc = read_reply(c, &r)))
             return rc;
         if (r.error)

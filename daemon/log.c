@@ -42,9 +42,18 @@ void log_init(void)
      * stderr; a child that inherited the variable but not the stream must
      * not prefix. */
     const char *js = getenv("JOURNAL_STREAM");
+    to_journal = false;
+    if (!js)
+        return;
+    /* strtoull, not sscanf: a number out of range is an error, not UB. */
+    char *colon, *end;
+    errno = 0;
+    unsigned long long dev = strtoull(js, &colon, 10);
+    if (colon == js || *colon != ':')
+        return;
+    unsigned long long ino = strtoull(colon + 1, &end, 10);
     struct stat st;
-    unsigned long long dev, ino;
-    to_journal = js && sscanf(js, "%llu:%llu", &dev, &ino) == 2 && fstat(2, &st) == 0 &&
+    to_journal = errno == 0 && end != colon + 1 && *end == '\0' && fstat(2, &st) == 0 &&
                  (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
 }
 

@@ -331,7 +331,7 @@ int main(int argc, char **argv)
         return 2;
     }
 
-    uv_loop_t loop;
+    static uv_loop_t loop; /* static like srv, which points to it */
     uv_loop_init(&loop);
     s->loop = &loop;
     rc = open_listener(s, err, sizeof(err));

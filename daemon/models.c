@@ -356,7 +356,7 @@ void models_load_call(struct conn *c, const struct varlink_call *call)
         json_decref(p);
         return;
     }
-    if (rc < 0) {
+    if (rc != 0) { /* m is set only on success */
         json_t *p = json_pack("{s:s, s:s}", "path", path, "reason", err);
         conn_error(c, "io.bitnetd.Admin.ModelLoadFailed", p);
         json_decref(p);

@@ -170,13 +170,7 @@ void bitnet_kernel_status_get(const bitnet_kernel *k, const bitnet_cpu_features 
     }
 
     const char *missing = missing_cpu_feature(k->isa, cpu);
-    if (missing) {
-        out->supported = false;
-    } else if (!bitnet_simd_at_most(isa_level(k->isa), cpu->active)) {
-        out->supported = false;
-    } else {
-        out->supported = true;
-    }
+    out->supported = !missing && bitnet_simd_at_most(isa_level(k->isa), cpu->active);
 
     if (!out->compiled) {
         snprintf(out->reason, sizeof(out->reason), "not compiled: %s", k->build_option);

@@ -509,7 +509,7 @@ static int write_model(const options *o, const char *tmp_path)
     tdesc *t = calloc(n_t, sizeof(*t));
     scratch s = {0};
     FILE *fp = NULL;
-    if (!t && rc == 0)
+    if (!t && rc >= 0)
         rc = -ENOMEM;
     if (rc == 0) {
         describe(&eff, t, n_t);

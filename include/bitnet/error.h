@@ -53,6 +53,7 @@ extern "C" {
     X(BITNET_ESTRICT, -1051, "fallback refused in strict mode")
 
 enum bitnet_error {
+/* NOLINTNEXTLINE(bugprone-macro-parentheses): name is an enumerator, not an expression. */
 #define BITNET_ERROR_ENUM(name, value, msg) name = value,
     BITNET_ERROR_LIST(BITNET_ERROR_ENUM)
 #undef BITNET_ERROR_ENUM
