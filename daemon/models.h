@@ -113,6 +113,7 @@ struct model {
     struct job *qhead, *qtail; /* [lock] jobs not yet taken by the scheduler */
     bool quit;                 /* [lock] cancel everything and exit */
     struct gen *pending;       /* [lock] a generation to switch to */
+    bool hold;                 /* [lock] pause: a new generation is loading (reload.c) */
     struct selfcheck check;    /* [lock] the current generation's self-check */
     struct sched_event *held;  /* [sched] DONE events kept until the jobs left the run list */
     struct model *next;        /* [loop] in srv->models */

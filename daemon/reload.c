@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bitnet/error.h"
 #include "daemon/backends.h"
@@ -106,6 +107,26 @@ static int make_gen(struct switch_item *it, char *err, size_t err_len)
     return 0;
 }
 
+/*
+ * Pauses (on) or resumes m's scheduler while its new generation loads and
+ * runs its self-check, when the two generations' compute threads would not
+ * fit the machine's CPUs side by side: sharing the cores, each slows the
+ * other far more than a pause costs (llama.cpp's threads spin while they
+ * wait for each other), and a streaming client waited seconds between
+ * tokens. A pause costs it the load and self-check time instead
+ * (bench/bench_reload.py measures both).
+ */
+static void hold(struct model *m, bool on)
+{
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    if (on && 2L * m->threads <= cpus)
+        return;
+    pthread_mutex_lock(&m->lock);
+    m->hold = on;
+    pthread_cond_signal(&m->cond);
+    pthread_mutex_unlock(&m->lock);
+}
+
 static void op_run(void *arg)
 {
     struct switch_op *op = arg;
@@ -131,7 +152,9 @@ static void op_run(void *arg)
     snprintf(op->stage, sizeof(op->stage), "load");
     for (int i = 0; i < op->n; i++) {
         struct switch_item *it = &op->items[i];
+        hold(it->m, true);
         it->rc = make_gen(it, op->error, sizeof(op->error));
+        hold(it->m, false);
         if (it->rc) {
             op->rc = it->rc;
             return;

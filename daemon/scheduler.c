@@ -376,6 +376,11 @@ static void *sched_main(void *arg)
 
     pthread_mutex_lock(&m->lock);
     while (loaded && !m->quit) {
+        /* Paused while a new generation loads beside this one. */
+        if (m->hold) {
+            pthread_cond_wait(&m->cond, &m->lock);
+            continue;
+        }
         /* A switch: new jobs go to the new generation from now on. */
         if (m->pending) {
             st.cur->next = st.old;
