@@ -283,14 +283,14 @@ static const struct param interface_param[] = {{"interface", PT_STRING, true},
                                                {NULL, PT_STRING, false}};
 static const struct param job_param[] = {{"job", PT_INT, true}, {NULL, PT_STRING, false}};
 static const struct param generate_params[] = {
-    {"prompt", PT_STRING, false},  {"messages", PT_ARRAY, false},
-    {"max_tokens", PT_INT, false}, {"temperature", PT_NUMBER, false},
-    {"top_k", PT_INT, false},      {"top_p", PT_NUMBER, false},
-    {"min_p", PT_NUMBER, false},   {"repeat_penalty", PT_NUMBER, false},
-    {"seed", PT_INT, false},       {"stop", PT_ARRAY, false},
-    {"model", PT_STRING, false},   {"backend", PT_STRING, false},
-    {"kernel", PT_STRING, false},  {"strict", PT_BOOL, false},
-    {NULL, PT_STRING, false}};
+    {"prompt", PT_STRING, false},   {"messages", PT_ARRAY, false},
+    {"max_tokens", PT_INT, false},  {"temperature", PT_NUMBER, false},
+    {"top_k", PT_INT, false},       {"top_p", PT_NUMBER, false},
+    {"min_p", PT_NUMBER, false},    {"repeat_penalty", PT_NUMBER, false},
+    {"seed", PT_INT, false},        {"stop", PT_ARRAY, false},
+    {"model", PT_STRING, false},    {"backend", PT_STRING, false},
+    {"kernel", PT_STRING, false},   {"strict", PT_BOOL, false},
+    {"deadline_ms", PT_INT, false}, {NULL, PT_STRING, false}};
 static const struct param tokenize_params[] = {{"text", PT_STRING, true},
                                                {"add_special", PT_BOOL, false},
                                                {"parse_special", PT_BOOL, false},

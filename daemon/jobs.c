@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "bitnet/error.h"
+#include "daemon/limits.h"
 #include "daemon/log.h"
 #include "daemon/models.h"
 #include "daemon/server.h"
@@ -128,6 +129,16 @@ static void unlink_job(struct server *s, struct job *j)
     s->jobs--;
 }
 
+/* A job's deadline passed before it ended: cancel it; its DONE says why. */
+static void on_deadline(uv_timer_t *t)
+{
+    struct job *j = t->data;
+    j->deadline_hit = true;
+    log_event(LOG_INFO, "job-deadline", "job=%llu deadline_ms=%d", (unsigned long long)j->id,
+              j->deadline_ms);
+    sched_cancel(j->model, j);
+}
+
 void jobs_on_done(struct job *j, gen_finish finish, const char *error, const gen_usage *u)
 {
     struct model *m = j->model;
@@ -152,6 +163,16 @@ void jobs_on_done(struct job *j, gen_finish finish, const char *error, const gen
         json_object_set_new(p, "fallback", json_string(j->fallback));
     if (p && j->n_held)
         json_object_set_new(p, "text", json_stringn(j->held, j->n_held));
+    if (j->deadline) {
+        uv_timer_stop(j->deadline);
+        uv_close((uv_handle_t *)j->deadline, (uv_close_cb)free);
+        j->deadline = NULL;
+    }
+    char why[96];
+    if (j->deadline_hit && finish == GEN_FINISH_CANCELLED && !error) {
+        snprintf(why, sizeof(why), "the job's deadline of %d ms passed", j->deadline_ms);
+        error = why;
+    }
     if (p && error)
         json_object_set_new(p, "error", json_string(error));
     char q[300];
@@ -261,6 +282,13 @@ static const char *parse_request(struct server *s, struct job *j, json_t *params
             json_integer_value(v) > s->cfg.max_tokens)
             return "max_tokens";
         j->req.max_tokens = (int)json_integer_value(v);
+    }
+    v = json_object_get(params, "deadline_ms");
+    if (v && !json_is_null(v)) {
+        if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+            json_integer_value(v) > LIMIT_DEADLINE_MS_MAX)
+            return "deadline_ms";
+        j->deadline_ms = (int)json_integer_value(v);
     }
     v = json_object_get(params, "top_k");
     if (v && !json_is_null(v)) {
@@ -380,6 +408,7 @@ void jobs_generate(struct conn *c, const struct varlink_call *call)
         job_free(j);
         return;
     }
+
     int mine = 0, of_model = 0;
     for (const struct job *o = s->job_list; o; o = o->next) {
         mine += o->uid == c->uid;
@@ -420,6 +449,14 @@ void jobs_generate(struct conn *c, const struct varlink_call *call)
     json_t *p = json_pack("{s:I, s:s}", "job", (json_int_t)j->id, "model", m->name);
     conn_reply(c, p, true);
     json_decref(p);
+    if (j->deadline_ms > 0 && !(j->deadline = malloc(sizeof(*j->deadline))))
+        log_event(LOG_ERR, "out-of-memory", "where=deadline job=%llu (it runs without one)",
+                  (unsigned long long)j->id);
+    if (j->deadline) {
+        uv_timer_init(s->loop, j->deadline);
+        j->deadline->data = j;
+        uv_timer_start(j->deadline, on_deadline, (uint64_t)j->deadline_ms, 0);
+    }
     sched_submit(m, j);
     server_update_status(s);
 }

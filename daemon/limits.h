@@ -42,6 +42,8 @@
 #define LIMIT_QUEUED_JOBS_MAX   65536
 #define LIMIT_TOKENS_MAX        1048576
 #define LIMIT_CTX_MAX           131072
+/* The longest deadline_ms a Generate may give (a day). */
+#define LIMIT_DEADLINE_MS_MAX (24 * 3600 * 1000)
 /* Models loaded at once. */
 #define LIMIT_MODELS_MAX 16
 /* Stop strings per Generate (the batcher's own bound). */

@@ -23,6 +23,7 @@
 #include <sys/types.h>
 
 #include <jansson.h>
+#include <uv.h>
 
 #include "daemon/backends.h"
 #include "engine/batcher.h"
@@ -74,7 +75,10 @@ struct job {
     char backend[BACKEND_ID_MAX]; /* where it runs, known once started */
     char kernel[64];
     int generation;
-    char *fallback; /* why the backend or kernel the call asked for is not the one used */
+    char *fallback;       /* why the backend or kernel the call asked for is not the one used */
+    int deadline_ms;      /* [const] 0, or the job's time limit from the call */
+    uv_timer_t *deadline; /* [loop] fires deadline_ms after the call, or NULL */
+    bool deadline_hit;    /* [loop] it fired: the job was cancelled for it */
     size_t n_held;
     struct job *prev, *next; /* in srv->jobs */
 };

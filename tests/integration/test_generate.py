@@ -232,6 +232,36 @@ class Generate(unittest.TestCase):
         # The connection serves the next call.
         self.assertIn("parameters", c.call("io.bitnetd.Query.GetStatus"))
 
+    def test_deadline_cancels_a_job_queued_or_running(self):
+        d = self.daemon(models=("slow",), config="n_seq_max = 1\n")
+        c = Conn(d.connect())
+        generate(c, prompt="Count", max_tokens=LONG, deadline_ms=1500)
+        # A second job waits behind it in the queue; its deadline passes there.
+        q = Conn(d.connect())
+        generate(q, prompt="Count", max_tokens=LONG, deadline_ms=300)
+        text, final = finish(q)
+        self.assertEqual(final["finish_reason"], "cancelled")
+        self.assertEqual(final["error"], "the job's deadline of 300 ms passed")
+        self.assertEqual(final["usage"]["generated_tokens"], 0)
+        text, final = finish(c)
+        self.assertEqual(final["finish_reason"], "cancelled")
+        self.assertEqual(final["error"], "the job's deadline of 1500 ms passed")
+        self.assertGreater(final["usage"]["generated_tokens"], 0)
+        self.assertLess(final["usage"]["generated_tokens"], LONG)
+        self.assertIn("event=job-deadline", d.log_text())
+        # A job that ends in time keeps its normal end, and bad values are refused.
+        generate(c, prompt="Hi", max_tokens=3, deadline_ms=60000)
+        text, final = finish(c)
+        self.assertEqual(final["finish_reason"], "length")
+        self.assertNotIn("error", final)
+        for bad in (0, -5, "soon"):
+            r = c.call("io.bitnetd.Inference.Generate",
+                       {"prompt": "Hi", "deadline_ms": bad}, more=True)
+            self.assertEqual(r["error"], "org.varlink.service.InvalidParameter", r)
+        c.close()
+        q.close()
+        self.assertEqual(d.stop(), 0)
+
     def test_disconnect_mid_stream_frees_the_job(self):
         d = self.daemon(models=("slow",))
         c = Conn(d.connect())
