@@ -14,6 +14,8 @@ static const struct ctl_command commands[] = {
      "what a shared library is: needed libraries, symbols, CUDA, kernels, formats"},
     {"call", cmd_call, "METHOD [JSON]",
      "call a daemon method, print the replies (--more: stream, --oneway: no reply)"},
+    {"backends", cmd_backends, "",
+     "list the daemon's backends, its preference list and what each model runs"},
     {"capabilities", cmd_capabilities, "[--local]",
      "show what the daemon (or, unreachable or --local, this build) can do on this machine"},
     {"generate", cmd_generate, "[OPTIONS] PROMPT",

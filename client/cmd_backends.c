@@ -1,6 +1,7 @@
 /*
- * client/cmd_backends.c - bitnetctl prefer and bitnetctl reload: the
- * preference list and hot reload of backend libraries
+ * client/cmd_backends.c - bitnetctl backends, prefer and reload: the
+ * daemon's backends and preference list (io.bitnetd.Query.GetCapabilities),
+ * setting the list and hot reload of backend libraries
  * (io.bitnetd.Admin.SetPreference and ReloadLibrary).
  */
 #include <stdio.h>
@@ -27,6 +28,29 @@ static void print_switched(const json_t *models)
                ctl_str(m, "backend", "?"), ctl_str(m, "kernel", "?"),
                (long long)json_integer_value(json_object_get(m, "generation")), check);
     }
+}
+
+int cmd_backends(const struct ctl_options *opts, int argc, char **argv)
+{
+    if (argc > 0) {
+        fprintf(stderr, "bitnetctl backends: unexpected argument '%s'\n", argv[0]);
+        return CTL_EXIT_USAGE;
+    }
+    json_t *r = NULL;
+    int rc = ctl_call_once(opts, "io.bitnetd.Query.GetCapabilities", NULL, &r);
+    if (rc)
+        return rc;
+    if (opts->json) {
+        json_t *o =
+            json_pack("{s:O, s:O*, s:O*}", "backends", json_object_get(r, "backends"), "preference",
+                      json_object_get(r, "preference"), "selected", json_object_get(r, "selected"));
+        ctl_print_json(o);
+        json_decref(o);
+    } else {
+        ctl_print_backends(r);
+    }
+    json_decref(r);
+    return CTL_EXIT_OK;
 }
 
 int cmd_prefer(const struct ctl_options *opts, int argc, char **argv)

@@ -527,6 +527,15 @@ static void print_preference(json_t *pref)
         printf("  (empty)\n");
 }
 
+void ctl_print_backends(json_t *caps)
+{
+    print_backends(json_object_get(caps, "backends"));
+    if (json_object_get(caps, "preference"))
+        print_preference(json_object_get(caps, "preference"));
+    if (json_object_get(caps, "selected"))
+        print_section("selected", json_object_get(caps, "selected"));
+}
+
 static void print_capabilities(json_t *caps)
 {
     static const char *const known[] = {"build",    "cpu",         "cuda",       "kernels",

@@ -53,6 +53,10 @@ int ctl_call_once(const struct ctl_options *opts, const char *method, json_t *pa
 /* The string member key of o, or def when it is absent or not a string. */
 const char *ctl_str(const json_t *o, const char *key, const char *def);
 
+/* Prints the backends, the preference list and what each model runs, from
+ * a GetCapabilities reply, as `bitnetctl capabilities` shows them. */
+void ctl_print_backends(json_t *caps);
+
 /* Subcommands, one file each. */
 int cmd_kernels(const struct ctl_options *opts, int argc, char **argv);
 int cmd_capabilities(const struct ctl_options *opts, int argc, char **argv);
@@ -70,5 +74,6 @@ int cmd_tokenize(const struct ctl_options *opts, int argc, char **argv);
 int cmd_matrix(const struct ctl_options *opts, int argc, char **argv);
 int cmd_prefer(const struct ctl_options *opts, int argc, char **argv);
 int cmd_reload(const struct ctl_options *opts, int argc, char **argv);
+int cmd_backends(const struct ctl_options *opts, int argc, char **argv);
 
 #endif

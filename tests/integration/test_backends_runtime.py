@@ -382,6 +382,11 @@ class Reload(unittest.TestCase):
                              text=True).stdout
         self.assertIn("preference (SetPreference): native", out)
         self.assertIn("tq2 -> native", out)
+        out = subprocess.run(ctl + ["backends"], check=True, capture_output=True,
+                             text=True).stdout
+        self.assertRegex(out, r"llama +%s" % lib)
+        self.assertIn("Preference (first usable entry wins)", out)
+        self.assertRegex(out, r"tq2 +native")
         r = subprocess.run(ctl + ["reload", "nosuch"], capture_output=True, text=True)
         self.assertEqual(r.returncode, 1)
         self.assertIn("io.bitnetd.Admin.BackendNotFound", r.stderr)
