@@ -72,6 +72,7 @@ struct opts {
     const char *model; /* NULL: the daemon's default model */
     const char *out;   /* markdown report */
     const char *label; /* a title for the report */
+    const char *tsv;   /* the figures as tab-separated values, or NULL */
     int connections;
     int generations;
     double seconds;
@@ -646,7 +647,7 @@ static void usage(FILE *f)
             "Usage: bitnet-load --socket PATH [--connections N] [--generations G]\n"
             "                   [--seconds S] [--grace S] [--pause MS] [--backoff MS]\n"
             "                   [--short-tokens N] [--long-tokens N] [--model NAME]\n"
-            "                   [--seed N] [--label TEXT] [--out REPORT.md]\n"
+            "                   [--seed N] [--label TEXT] [--out REPORT.md] [--tsv FILE]\n"
             "Holds N connections (1 to %d, default G + 4) to a running bitnetd for S seconds\n"
             "(default 30), once the model is ready. G of them (default 1) stream generations:\n"
             "short (--short-tokens, default 8), long (--long-tokens, default 64) and long ones\n"
@@ -656,7 +657,7 @@ static void usage(FILE *f)
             "text per call type, errors by type and the daemon's memory. Calls unanswered\n"
             "--grace s (default 120) after the end count as lost. Exit status: 0; 1 when a\n"
             "call was lost or a QueueFull came below the configured depth; 2 for bad usage\n"
-            "or no daemon.\n",
+            "or no daemon. --tsv writes the figures as tab-separated values too (charts).\n",
             MAX_CONNECTIONS);
 }
 
@@ -698,6 +699,8 @@ static int parse(int argc, char **argv)
             O.out = v;
         else if (!strcmp(a, "--label") && v)
             O.label = v;
+        else if (!strcmp(a, "--tsv") && v)
+            O.tsv = v;
         else if (!strcmp(a, "--connections"))
             bad = parse_num(v, 1, MAX_CONNECTIONS, &x), O.connections = (int)x;
         else if (!strcmp(a, "--generations"))
@@ -792,8 +795,11 @@ static void report(FILE *f, struct tally *t, const struct run *r)
     for (int k = 0; k < CALL_KINDS; k++) {
         calls += t->ok[k] + t->errors[k];
         lost += t->lost[k];
-        qsort(t->latency[k].v, t->latency[k].n, sizeof(double), cmp_double);
-        qsort(t->ttft[k].v, t->ttft[k].n, sizeof(double), cmp_double);
+        /* qsort wants a valid pointer even for no elements. */
+        if (t->latency[k].n)
+            qsort(t->latency[k].v, t->latency[k].n, sizeof(double), cmp_double);
+        if (t->ttft[k].n)
+            qsort(t->ttft[k].v, t->ttft[k].n, sizeof(double), cmp_double);
     }
     fprintf(f, "# bitnet-load%s%s\n\n", O.label ? ": " : "", O.label ? O.label : "");
     fprintf(f,
@@ -869,6 +875,77 @@ static void report(FILE *f, struct tally *t, const struct run *r)
     fprintf(f, "\n%s: %ld calls, %ld lost.\n",
             lost || t->queue_full_violations ? "**FAILED**" : "Every call got its final reply",
             calls + lost, lost);
+}
+
+static void tsv_figure(FILE *f, const char *call, const char *metric, double value)
+{
+    fprintf(f, "%d\t%d\t%.1f\t%s\t%s\t%.4f\n", O.generations, O.connections, O.seconds, call,
+            metric, value);
+}
+
+/* Latency and first-text quantiles of one set of calls. */
+static void tsv_quantiles(FILE *f, const char *call, const struct samples *l,
+                          const struct samples *x)
+{
+    static const double qs[] = {0.5, 0.99, 1.0};
+    static const char *const lnames[] = {"p50_ms", "p99_ms", "max_ms"};
+    static const char *const xnames[] = {"ttft_p50_ms", "ttft_p99_ms", "ttft_max_ms"};
+    for (int i = 0; i < 3; i++)
+        if (l->n)
+            tsv_figure(f, call, lnames[i], quantile(l, qs[i]));
+    for (int i = 0; i < 3; i++)
+        if (x && x->n)
+            tsv_figure(f, call, xnames[i], quantile(x, qs[i]));
+}
+
+/* The figures as tab-separated values with a header line, one figure a row;
+ * call after report(), which sorts the samples. Call "run": calls_s,
+ * tokens_s, elapsed_s, lost; each call kind: ok, errors, lost, cut and the
+ * quantiles; "Generate (all)": the quantiles of every generation together. */
+static int write_tsv(const char *path, const struct tally *t, const struct run *r)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        fprintf(stderr, "bitnet-load: %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    long calls = 0, lost = r->hung;
+    struct samples gl = {0}, gx = {0};
+    for (int k = 0; k < CALL_KINDS; k++) {
+        calls += t->ok[k] + t->errors[k];
+        lost += t->lost[k];
+        if (call_kind_generates(k)) {
+            samples_merge(&gl, &t->latency[k]);
+            samples_merge(&gx, &t->ttft[k]);
+        }
+    }
+    fprintf(f, "generations\tconnections\tseconds\tcall\tmetric\tvalue\n");
+    tsv_figure(f, "run", "calls_s", (double)calls / r->elapsed_s);
+    tsv_figure(f, "run", "tokens_s", (double)t->tokens / r->elapsed_s);
+    tsv_figure(f, "run", "elapsed_s", r->elapsed_s);
+    tsv_figure(f, "run", "lost", (double)lost);
+    for (int k = 0; k < CALL_KINDS; k++) {
+        if (!t->ok[k] && !t->errors[k] && !t->lost[k] && !t->cut[k])
+            continue;
+        const char *name = call_kind_names[k];
+        tsv_figure(f, name, "ok", (double)t->ok[k]);
+        tsv_figure(f, name, "errors", (double)t->errors[k]);
+        tsv_figure(f, name, "lost", (double)t->lost[k]);
+        tsv_figure(f, name, "cut", (double)t->cut[k]);
+        tsv_quantiles(f, name, &t->latency[k], call_kind_generates(k) ? &t->ttft[k] : NULL);
+    }
+    if (gl.n)
+        qsort(gl.v, gl.n, sizeof(double), cmp_double);
+    if (gx.n)
+        qsort(gx.v, gx.n, sizeof(double), cmp_double);
+    tsv_quantiles(f, "Generate (all)", &gl, &gx);
+    free(gl.v);
+    free(gx.v);
+    if (fclose(f)) {
+        fprintf(stderr, "bitnet-load: %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -972,10 +1049,13 @@ int main(int argc, char **argv)
         report(f, &all, &r);
         fclose(f);
     }
+    bool tsv_failed = O.tsv && write_tsv(O.tsv, &all, &r) != 0;
     long lost = r.hung;
     for (int k = 0; k < CALL_KINDS; k++)
         lost += all.lost[k];
     int status = lost || all.queue_full_violations ? 1 : 0;
+    if (tsv_failed && status == 0)
+        status = 2;
     tally_free(&all);
     if (r.hung) {
         /* Threads still blocked in a call: do not wait for them. */
