@@ -187,6 +187,16 @@ static void finish_capabilities(struct server *s, json_t *r)
                                                 m->f.n_ctx, "n_seq_max", m->f.n_seq_max));
     }
     json_object_set_new(r, "selected", selected);
+    /* A loaded CUDA library says what its driver probe found: the driver
+     * version and each device's name and memory, or why there is none. */
+    json_t *libs = json_array();
+    for (int i = 0; i < s->n_slots; i++) {
+        const struct libgen *lg = s->slots[i].cur;
+        if (lg && strcmp(lg->info.device, "cuda") == 0)
+            json_array_append_new(libs, json_pack("{s:s, s:s}", "backend", s->slots[i].id, "detail",
+                                                  lg->info.detail));
+    }
+    json_object_set_new(json_object_get(r, "cuda"), "libraries", libs);
     json_object_set_new(r, "model_limits", limits);
     /* Mark the kernels the loaded models run. */
     json_t *ks = json_object_get(r, "kernels");

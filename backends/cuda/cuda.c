@@ -25,13 +25,17 @@
  * declared here so no CUDA header or library is needed to build. */
 typedef int (*cu_init_fn)(unsigned int flags);
 typedef int (*cu_device_get_count_fn)(int *count);
+typedef int (*cu_driver_get_version_fn)(int *version);
+typedef int (*cu_device_get_fn)(int *device, int ordinal);
+typedef int (*cu_device_get_name_fn)(char *name, int len, int device);
+typedef int (*cu_device_total_mem_fn)(size_t *bytes, int device);
 
 /* What the driver probe found, once per process. */
 static struct {
     pthread_once_t once;
-    int rc;           /* 0 when a driver and at least one device exist */
-    int n_devices;    /* CUDA devices the driver reports */
-    char detail[512]; /* why not, or what was found */
+    int rc;            /* 0 when a driver and at least one device exist */
+    int n_devices;     /* CUDA devices the driver reports */
+    char detail[1024]; /* why not, or what was found */
 } probe = {.once = PTHREAD_ONCE_INIT};
 
 static void probe_driver(void)
@@ -73,7 +77,32 @@ static void probe_driver(void)
     }
     probe.n_devices = n;
     probe.rc = 0;
-    snprintf(probe.detail, sizeof(probe.detail), "CUDA driver with %d device(s)", n);
+    /* The driver's version and each device's name and memory, where the
+     * driver has the calls (cuDeviceTotalMem_v2 is the 64-bit one). */
+    cu_driver_get_version_fn cu_version = (cu_driver_get_version_fn)dlsym(h, "cuDriverGetVersion");
+    cu_device_get_fn cu_get = (cu_device_get_fn)dlsym(h, "cuDeviceGet");
+    cu_device_get_name_fn cu_name = (cu_device_get_name_fn)dlsym(h, "cuDeviceGetName");
+    cu_device_total_mem_fn cu_mem = (cu_device_total_mem_fn)dlsym(h, "cuDeviceTotalMem_v2");
+    int version = 0;
+    if (cu_version && cu_version(&version) != 0)
+        version = 0;
+    size_t used =
+        (size_t)snprintf(probe.detail, sizeof(probe.detail), "CUDA driver %d.%d with %d device(s)",
+                         version / 1000, version % 1000 / 10, n);
+    for (int i = 0; i < n && cu_get && cu_name && used < sizeof(probe.detail); i++) {
+        int dev = 0;
+        char name[128] = "?";
+        size_t mem = 0;
+        if (cu_get(&dev, i) != 0)
+            break;
+        if (cu_name(name, (int)sizeof(name), dev) != 0)
+            snprintf(name, sizeof(name), "?");
+        if (!cu_mem || cu_mem(&mem, dev) != 0)
+            mem = 0;
+        used += (size_t)snprintf(probe.detail + used, sizeof(probe.detail) - used,
+                                 "%s %d: %.100s, %.1f GiB", i ? ";" : ":", i, name,
+                                 (double)mem / (1024.0 * 1024 * 1024));
+    }
 }
 
 uint32_t bitnet_abi_version(void)

@@ -219,6 +219,9 @@ class Cuda(unittest.TestCase):
                 self.assertEqual(b["state"], "refused")
                 self.assertIn("libcuda.so", b["reason"])
                 self.assertTrue(b["analysis"]["cuda"]["inference"])
+            if "cuda" in backends:
+                libs = {x["backend"]: x["detail"] for x in caps["cuda"]["libraries"]}
+                self.assertIn("no CUDA driver: libcuda.so.1 not found", libs["cuda"])
             r = call(d, "io.bitnetd.Admin.LoadModel", {"path": M["i2s"], "name": "m"})
             m = r["parameters"]["model"]
             self.assertEqual((m["backend"], m["fallback"]), ("native", True))
