@@ -26,8 +26,11 @@
 #define MAX_LIST 8
 
 struct opts {
-    const char *model, *llama_model, *backends, *out, *lm_head;
+    const char *model, *llama_model, *backends, *out, *lm_head, *kv_type;
+    const char *tsv; /* the figures as tab-separated values, or NULL */
+    int agg_runs;    /* runs of the aggregate figures; 0: min(runs, 3) */
     int threads[MAX_LIST], n_threads;
+    int ctx_fill; /* positions filled before the decode steps are timed */
     int pp[MAX_LIST], n_pp;
     int tg;
     int seqs[MAX_LIST], n_seqs;
@@ -95,7 +98,12 @@ static void usage(void)
     fprintf(stderr,
             "Usage: bench-e2e --model FILE [--llama-model FILE --backends DIR] [--threads 1,2]\n"
             "                 [--pp 128,512] [--tg 128] [--seqs 1,4,8,16] [--runs 5]\n"
-            "                 [--bw-mib 1024] [--lm-head native|q8_0] [--out REPORT.md]\n");
+            "                 [--bw-mib 1024] [--lm-head native|q8_0] [--out REPORT.md]\n"
+            "                 [--ctx-fill N] [--kv f32|f16] [--agg-runs N] [--tsv FILE]\n"
+            "  --ctx-fill N  time the decode steps after N positions of context (bitnetd)\n"
+            "  --kv TYPE     the KV cache type of bitnetd's engine\n"
+            "  --agg-runs N  runs of each aggregate (S sequences) figure (default min(runs, 3))\n"
+            "  --tsv FILE    also write the figures as tab-separated values (for charts)\n");
     exit(2);
 }
 
@@ -117,8 +125,16 @@ static void parse(int argc, char **argv, struct opts *o)
             o->backends = v;
         else if (!strcmp(a, "--lm-head"))
             o->lm_head = v;
+        else if (!strcmp(a, "--kv"))
+            o->kv_type = v;
+        else if (!strcmp(a, "--ctx-fill"))
+            o->ctx_fill = atoi(v);
         else if (!strcmp(a, "--out"))
             o->out = v;
+        else if (!strcmp(a, "--tsv"))
+            o->tsv = v;
+        else if (!strcmp(a, "--agg-runs"))
+            o->agg_runs = atoi(v);
         else if (!strcmp(a, "--threads"))
             o->n_threads = parse_list(v, o->threads);
         else if (!strcmp(a, "--pp"))
@@ -134,8 +150,10 @@ static void parse(int argc, char **argv, struct opts *o)
         else
             usage();
     }
-    if (!o->model || o->runs < 1 || o->tg < 1)
+    if (!o->model || o->runs < 1 || o->tg < 1 || o->ctx_fill < 0 || o->agg_runs < 0)
         usage();
+    if (o->agg_runs == 0)
+        o->agg_runs = o->runs < 3 ? o->runs : 3;
 }
 
 /* ---- bitnetd ---------------------------------------------------------- */
@@ -188,6 +206,52 @@ static double ours_run(engine *e, int n, bool one_at_a_time, float *logits)
     return ms;
 }
 
+/* Decode tokens/s at a depth: fills `fill` positions of a sequence once (in
+ * batches of 256, untimed), then, runs times, drops back to `fill` positions
+ * and times n - 1 decode steps after a first one. Returns the median. */
+static double ours_decode_at(engine *e, int fill, int n, int runs, float *logits)
+{
+    int seq;
+    char err[256];
+    if (engine_seq_new(e, &seq))
+        return -1;
+    int n_vocab = engine_get_info(e)->n_vocab;
+    int total = fill + n;
+    int32_t *tok = malloc(sizeof(int32_t) * (size_t)total);
+    int *seqs = malloc(sizeof(int) * (size_t)total);
+    bool *want = calloc((size_t)total, sizeof(bool));
+    double *v = malloc(sizeof(double) * (size_t)runs);
+    for (int i = 0; i < total; i++) {
+        tok[i] = bench_token(i, n_vocab);
+        seqs[i] = seq;
+    }
+    for (int i = 0; i < fill; i += 256) {
+        engine_batch b = {fill - i < 256 ? fill - i : 256, tok + i, seqs, want};
+        if (engine_eval(e, &b, logits, err, sizeof(err)))
+            fprintf(stderr, "bench-e2e: %s\n", err);
+    }
+    bool yes = true;
+    for (int k = 0; k < runs; k++) {
+        engine_seq_truncate(e, seq, fill);
+        engine_batch b0 = {1, tok + fill, seqs, &yes};
+        engine_eval(e, &b0, logits, err, sizeof(err));
+        double t0 = now_ms();
+        for (int i = fill + 1; i < total; i++) {
+            engine_batch b = {1, tok + i, seqs, &yes};
+            if (engine_eval(e, &b, logits, err, sizeof(err)))
+                fprintf(stderr, "bench-e2e: %s\n", err);
+        }
+        v[k] = (n - 1) / ((now_ms() - t0) / 1e3);
+    }
+    double med = median(v, runs);
+    engine_seq_free(e, seq);
+    free(v);
+    free(tok);
+    free(seqs);
+    free(want);
+    return med;
+}
+
 /* S sequences each decode `steps` tokens together; returns tokens/s. */
 static double ours_aggregate(engine *e, int S, int steps, float *logits)
 {
@@ -229,8 +293,13 @@ static int bench_ours(const struct opts *o, int threads, struct result *r, uint6
     int max_seqs = 1;
     for (int i = 0; i < o->n_seqs; i++)
         max_seqs = o->seqs[i] > max_seqs ? o->seqs[i] : max_seqs;
-    engine_opts eo = {
-        .n_threads = threads, .n_seq_max = max_seqs, .n_ctx = max_pp + 64, .lm_head = o->lm_head};
+    if (o->ctx_fill + o->tg > max_pp)
+        max_pp = o->ctx_fill + o->tg;
+    engine_opts eo = {.n_threads = threads,
+                      .n_seq_max = max_seqs,
+                      .n_ctx = max_pp + 64,
+                      .lm_head = o->lm_head,
+                      .kv_type = o->kv_type};
     double t0 = now_ms();
     engine *e;
     if (engine_new(o->model, &eo, &e, err, sizeof(err))) {
@@ -245,25 +314,30 @@ static int bench_ours(const struct opts *o, int threads, struct result *r, uint6
     snprintf(kernel, sizeof(kernel), "%s", in->kernel);
     *kernel_out = kernel;
     float *logits = malloc(sizeof(float) * (size_t)in->n_vocab * (size_t)max_seqs);
-    double *v = malloc(sizeof(double) * (size_t)o->runs);
+    double *v = malloc(sizeof(double) * (size_t)(o->runs > o->agg_runs ? o->runs : o->agg_runs));
     ours_run(e, 8, true, logits); /* warm the page cache and the pool */
     for (int p = 0; p < o->n_pp; p++) {
         for (int k = 0; k < o->runs; k++)
             v[k] = o->pp[p] / (ours_run(e, o->pp[p], false, logits) / 1e3);
         r->pp_tps[p] = median(v, o->runs);
     }
-    for (int k = 0; k < o->runs; k++)
-        v[k] = (o->tg - 1) / (ours_run(e, o->tg, true, logits) / 1e3);
-    r->tg_tps = median(v, o->runs);
+    if (o->ctx_fill > 0) {
+        r->tg_tps = ours_decode_at(e, o->ctx_fill, o->tg, o->runs, logits);
+    } else {
+        for (int k = 0; k < o->runs; k++)
+            v[k] = (o->tg - 1) / (ours_run(e, o->tg, true, logits) / 1e3);
+        r->tg_tps = median(v, o->runs);
+    }
     for (int s = 0; s < o->n_seqs; s++) {
-        int runs = o->runs < 3 ? o->runs : 3;
+        int runs = o->agg_runs;
         for (int k = 0; k < runs; k++)
             v[k] = ours_aggregate(e, o->seqs[s], 16, logits);
         r->agg_tps[s] = median(v, runs);
     }
     r->rss_kb = rss_kb();
-    printf("bitnetd  t=%d: load %.0f ms, tg%d %.2f tok/s, kernel %s\n", threads, r->load_ms, o->tg,
-           r->tg_tps, in->kernel);
+    printf("bitnetd  t=%d: load %.0f ms, tg%d %.2f tok/s after %d positions, kernel %s, kv %s\n",
+           threads, r->load_ms, o->tg, r->tg_tps, o->ctx_fill, in->kernel,
+           o->kv_type ? o->kv_type : "f32");
     fflush(stdout);
     free(v);
     free(logits);
@@ -361,7 +435,13 @@ static void report(FILE *f, const struct opts *o, const struct result *res, int 
             BITNET_VERSION, o->model, (double)wbytes / 1e6, kernel);
     if (o->llama_model)
         fprintf(f, "; llama.cpp on `%s`", o->llama_model);
-    fprintf(f, ". Medians of %d runs.\n\n", o->runs);
+    fprintf(f, ". Medians of %d runs (the S-sequence columns: %d runs of 16 steps).\n\n", o->runs,
+            o->agg_runs);
+    if (o->ctx_fill > 0 || o->kv_type)
+        fprintf(f,
+                "bitnetd's tg is timed after %d positions of context, KV cache %s (llama.cpp's "
+                "from position 0).\n\n",
+                o->ctx_fill, o->kv_type ? o->kv_type : "f32");
     for (int t = 0; t < o->n_threads; t++)
         fprintf(f,
                 "Read bandwidth with %d thread%s: %.2f GB/s; decode ceiling %.2f tok/s "
@@ -402,6 +482,61 @@ static void report(FILE *f, const struct opts *o, const struct result *res, int 
     }
 }
 
+/* One row of the tab-separated figures: the run's columns, then the figure. */
+struct tsv_row {
+    FILE *f;
+    const char *model, *lm_head, *kernel;
+    const struct result *r;
+};
+
+static void tsv_figure(const struct tsv_row *w, const char *metric, int n, double value, int runs)
+{
+    fprintf(w->f, "%s\t%s\t%s\t%s\t%d\t%s\t%d\t%.4f\t%d\n", w->model, w->lm_head, w->kernel,
+            w->r->engine, w->r->threads, metric, n, value, runs);
+}
+
+/* The figures as tab-separated values with a header line, one figure a row:
+ * what scripts/bench_charts.py reads. metric: load_ms, pp (n prompt tokens,
+ * tok/s), tg (n tokens, tok/s), agg (n sequences, tok/s), ceiling (decode
+ * tok/s the read bandwidth allows; bitnetd only), bw_gb_s, rss_mib. */
+static int write_tsv(const struct opts *o, const struct result *res, int n_res, const double *bw,
+                     uint64_t wbytes, const char *kernel)
+{
+    FILE *f = fopen(o->tsv, "w");
+    if (!f) {
+        perror(o->tsv);
+        return -1;
+    }
+    const char *slash = strrchr(o->model, '/');
+    fprintf(f, "model\tlm_head\tkernel\tengine\tthreads\tmetric\tn\tvalue\truns\n");
+    for (int i = 0; i < n_res; i++) {
+        const struct result *r = &res[i];
+        bool ours = strcmp(r->engine, "bitnetd") == 0;
+        struct tsv_row w = {f, slash ? slash + 1 : o->model, o->lm_head ? o->lm_head : "native",
+                            ours ? kernel : "llama.cpp", r};
+        int ti = 0;
+        for (int t = 0; t < o->n_threads; t++)
+            if (o->threads[t] == r->threads)
+                ti = t;
+        tsv_figure(&w, "load_ms", 0, r->load_ms, 1);
+        for (int p = 0; p < o->n_pp; p++)
+            tsv_figure(&w, "pp", o->pp[p], r->pp_tps[p], o->runs);
+        tsv_figure(&w, "tg", o->tg, r->tg_tps, o->runs);
+        tsv_figure(&w, "bw_gb_s", 0, bw[ti], 5);
+        if (ours) {
+            tsv_figure(&w, "ceiling", o->tg, bw[ti] * 1e9 / (double)wbytes, 5);
+            for (int s = 0; s < o->n_seqs; s++)
+                tsv_figure(&w, "agg", o->seqs[s], r->agg_tps[s], o->agg_runs);
+        }
+        tsv_figure(&w, "rss_mib", 0, (double)r->rss_kb / 1024.0, 1);
+    }
+    if (fclose(f)) {
+        perror(o->tsv);
+        return -1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     struct opts o;
@@ -438,5 +573,7 @@ int main(int argc, char **argv)
         report(f, &o, res, n, bw, wbytes, kernel);
         fclose(f);
     }
+    if (o.tsv && write_tsv(&o, res, n, bw, wbytes, kernel))
+        return 1;
     return 0;
 }

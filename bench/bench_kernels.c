@@ -54,25 +54,31 @@ struct options {
     int repeats;           /* timed repeats per configuration (median taken) */
     double repeat_seconds; /* minimum length of one repeat */
     const char *only;      /* substring filter on kernel names, or NULL */
+    const char *tsv;       /* the results as tab-separated values, or NULL */
 };
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: bench-kernels [--out FILE] [--ws-mib N] [--bw-mib N] [--repeats N]\n"
-               "                     [--min-ms N] [--only SUBSTR] [--quick]\n"
-               "  --out FILE    write the table as markdown (default bench/kernels.md)\n"
-               "  --ws-mib N    weight working set per shape in MiB (default 640)\n"
-               "  --bw-mib N    bandwidth buffer in MiB (default 1024)\n"
-               "  --repeats N   timed repeats per configuration, median reported (default 5)\n"
-               "  --min-ms N    minimum milliseconds per repeat (default 30)\n"
-               "  --only S      only kernels whose name contains S (llama.cpp: 'llama')\n"
-               "  --quick       small buffers and few repeats: a smoke run, figures meaningless\n");
+    fprintf(
+        f, "usage: bench-kernels [--out FILE] [--ws-mib N] [--bw-mib N] [--repeats N]\n"
+           "                     [--min-ms N] [--only SUBSTR] [--quick] [--tsv FILE]\n"
+           "  --out FILE    write the table as markdown (default bench/kernels.md)\n"
+           "  --tsv FILE    also write the results as tab-separated values (for charts)\n"
+           "  --ws-mib N    weight working set per shape in MiB (default 640)\n"
+           "  --bw-mib N    bandwidth buffer in MiB (default 1024)\n"
+           "  --repeats N   timed repeats per configuration, median reported (default 5)\n"
+           "  --min-ms N    minimum milliseconds per repeat (default 30)\n"
+           "  --only S      only kernels whose name contains S (llama.cpp's: \"llama.cpp tq2_0\")\n"
+           "  --quick       small buffers and few repeats: a smoke run, figures meaningless\n");
 }
 
 static int parse_options(int argc, char **argv, struct options *o)
 {
-    *o =
-        (struct options){"bench/kernels.md", (size_t)640 << 20, (size_t)1024 << 20, 5, 0.030, NULL};
+    *o = (struct options){.out = "bench/kernels.md",
+                          .ws_bytes = (size_t)640 << 20,
+                          .bw_bytes = (size_t)1024 << 20,
+                          .repeats = 5,
+                          .repeat_seconds = 0.030};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -98,6 +104,8 @@ static int parse_options(int argc, char **argv, struct options *o)
             o->out = v;
         else if (strcmp(a, "--only") == 0)
             o->only = v;
+        else if (strcmp(a, "--tsv") == 0)
+            o->tsv = v;
         else if (strcmp(a, "--ws-mib") == 0 && num_ok)
             o->ws_bytes = (size_t)n << 20;
         else if (strcmp(a, "--bw-mib") == 0 && num_ok)
@@ -494,11 +502,14 @@ static int collect_engines(const struct options *o, struct engine *es)
 #ifdef BENCH_HAVE_GGML_REF
     char err[256];
     int rc = ggml_ref_open(BITNET_REFERENCE_LIBDIR, err, sizeof(err));
-    if (rc == 0 && (!o->only || strstr("llama.cpp", o->only)) && n < MAX_ENGINES) {
+    if (rc == 0 && n < MAX_ENGINES) {
         snprintf(es[n].name, sizeof(es[n].name), "llama.cpp tq2_0 (%s)", ggml_ref_cpu_variant());
-        es[n].ops = NULL;
-        es[n].format = BITNET_FORMAT_TQ2_0;
-        n++;
+        /* --only matches the whole name, so "tq2_0" keeps llama.cpp's column. */
+        if (!o->only || strstr(es[n].name, o->only)) {
+            es[n].ops = NULL;
+            es[n].format = BITNET_FORMAT_TQ2_0;
+            n++;
+        }
     } else if (rc != 0) {
         printf("no llama.cpp column: %s\n", err);
     }
@@ -518,6 +529,32 @@ static void print_row(FILE *f, const struct result *x, bool md)
     else
         fprintf(f, "%-28s %-10s %3d %5d %10.1f %8.2f %6.0f%% %8.2f\n", x->e->name, shape,
                 x->threads, x->batch, x->us, x->gbs, 100.0 * x->bw_frac, x->vs_single);
+}
+
+/* The results as tab-separated values with a header line, one row per
+ * kernel, shape, thread count and batch: what scripts/bench_charts.py reads. */
+static int write_tsv(const char *path, const double *bw_gbs, int repeats)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        int e = errno;
+        fprintf(stderr, "bench-kernels: cannot write %s: %s\n", path, strerror(e));
+        return -e;
+    }
+    fprintf(f, "kernel\trows\tk\tthreads\tbatch\tus_per_call\tgb_s\tbw_gb_s\tbw_frac\tvs_1row\t"
+               "repeats\n");
+    for (int i = 0; i < n_results; i++) {
+        const struct result *x = &results[i];
+        fprintf(f, "%s\t%" PRId64 "\t%" PRId64 "\t%d\t%d\t%.3f\t%.4f\t%.4f\t%.4f\t%.4f\t%d\n",
+                x->e->name, x->n_rows, x->k, x->threads, x->batch, x->us, x->gbs,
+                bw_gbs[x->threads], x->bw_frac, x->vs_single, repeats);
+    }
+    if (fclose(f)) {
+        fprintf(stderr, "bench-kernels: cannot write %s: %s\n", path, strerror(errno));
+        return -EIO;
+    }
+    printf("wrote %s\n", path);
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -657,24 +694,25 @@ int main(int argc, char **argv)
         fflush(stdout);
     }
 
-    /* Our best I2_S kernel against llama.cpp's TQ2_0 on the same shapes. */
+    /* Our best I2_S kernel and our best TQ2_0 kernel (the latter on the very
+     * same bytes) against llama.cpp's TQ2_0 on the same shapes. */
     const char *llama = NULL;
     for (int ei = 0; ei < n_engines; ei++)
         if (!engines[ei].ops)
             llama = engines[ei].name;
-    char summary[8192] = "";
+    char summary[16384] = "";
     size_t sl = 0;
-    if (llama) {
-        sl += (size_t)snprintf(summary + sl, sizeof(summary) - sl,
-                               "\nbest I2_S kernel vs %s (time ratio; > 1 means I2_S is faster):\n",
-                               llama);
+    static const bitnet_format ours[] = {BITNET_FORMAT_I2S, BITNET_FORMAT_TQ2_0};
+    for (size_t fi = 0; llama && fi < sizeof(ours) / sizeof(ours[0]); fi++) {
+        const char *fname = ours[fi] == BITNET_FORMAT_I2S ? "I2_S" : "TQ2_0";
+        bool header = false;
         for (size_t si = 0; si < sizeof(shapes) / sizeof(shapes[0]); si++) {
             for (int th = 1; th <= MAX_THREADS; th++) {
                 for (size_t bi = 0; bi < sizeof(batches) / sizeof(batches[0]); bi++) {
                     const struct result *best = NULL;
                     for (int i = 0; i < n_results; i++) {
                         const struct result *x2 = &results[i];
-                        if (x2->e->format == BITNET_FORMAT_I2S && x2->e->ops &&
+                        if (x2->e->format == ours[fi] && x2->e->ops &&
                             x2->n_rows == shapes[si][0] && x2->k == shapes[si][1] &&
                             x2->threads == th && x2->batch == batches[bi] &&
                             (!best || x2->us < best->us))
@@ -684,6 +722,15 @@ int main(int argc, char **argv)
                         find_result(llama, shapes[si][0], shapes[si][1], th, batches[bi]);
                     if (!best || !ref || sl >= sizeof(summary))
                         continue;
+                    if (!header) {
+                        header = true;
+                        sl += (size_t)snprintf(summary + sl, sizeof(summary) - sl,
+                                               "\nbest %s kernel vs %s (time ratio; > 1 means "
+                                               "ours is faster):\n",
+                                               fname, llama);
+                        if (sl >= sizeof(summary))
+                            continue;
+                    }
                     sl += (size_t)snprintf(summary + sl, sizeof(summary) - sl,
                                            "  %" PRId64 "x%" PRId64
                                            " threads %d batch %2d: %-18s %8.1f us vs %8.1f us "
@@ -693,8 +740,9 @@ int main(int argc, char **argv)
                 }
             }
         }
-        printf("%s", summary);
     }
+    if (llama)
+        printf("%s", summary);
 
     FILE *f = fopen(o.out, "w");
     if (!f) {
@@ -719,6 +767,8 @@ int main(int argc, char **argv)
         fprintf(f, "\n```%s```\n", summary);
     fclose(f);
     printf("\nwrote %s\n", o.out);
+    if (o.tsv && write_tsv(o.tsv, bw_gbs, o.repeats))
+        return 1;
     free(wbuf);
     free(x);
     free(act);

@@ -54,6 +54,7 @@ struct opts {
     const char *model;   /* the daemon's model and the in-process one */
     const char *prompt;
     const char *out; /* markdown report */
+    const char *tsv; /* the figures as tab-separated values, or NULL */
     int threads;
     int conns[MAX_LIST], n_conns;
     int calls;  /* GetCapabilities calls per connection count */
@@ -108,10 +109,11 @@ static void usage(void)
     fprintf(stderr,
             "Usage: bench-protocol [--socket PATH | --bitnetd PATH] [--model FILE] [--threads N]\n"
             "                      [--conns 1,16,128] [--calls N] [--tokens N] [--runs N]\n"
-            "                      [--prompt TEXT] [--out REPORT.md]\n"
+            "                      [--prompt TEXT] [--out REPORT.md] [--tsv FILE]\n"
             "Without --socket, starts the built bitnetd on a temporary socket with --model\n"
             "(default: a tiny random model written by bitnet-mkmodel). --conns 0 skips the\n"
-            "round-trip figures, --tokens 0 the streaming comparison.\n");
+            "round-trip figures, --tokens 0 the streaming comparison. --tsv writes the\n"
+            "figures as tab-separated values too (for charts).\n");
 }
 
 static int parse_list(const char *s, int *out)
@@ -168,6 +170,8 @@ static int parse(int argc, char **argv, struct opts *o)
             o->prompt = v;
         else if (!strcmp(a, "--out") && v)
             o->out = v;
+        else if (!strcmp(a, "--tsv") && v)
+            o->tsv = v;
         else if (!strcmp(a, "--threads"))
             bad = parse_int(v, 1, 1024, &o->threads);
         else if (!strcmp(a, "--calls"))
@@ -927,6 +931,44 @@ static void report(FILE *f, const struct opts *o, const char *how, const struct 
     }
 }
 
+/* The figures as tab-separated values with a header line, one figure a row.
+ * section roundtrip: n connections, metrics calls_s, p50_ms, p99_ms, max_ms,
+ * errors (runs: calls). Sections daemon and in_process (streaming): n tokens,
+ * metrics ms_token, decode_ms_token, outside_ms_token, first_text_ms. */
+static int write_tsv(const struct opts *o, const struct model_info *m, const struct roundtrip *rt,
+                     int n_rt, const struct streaming *s)
+{
+    FILE *f = fopen(o->tsv, "w");
+    if (!f) {
+        fprintf(stderr, "bench-protocol: %s: %s\n", o->tsv, strerror(errno));
+        return -1;
+    }
+    fprintf(f, "model\tthreads\tsection\tn\tmetric\tvalue\truns\n");
+    for (int i = 0; i < n_rt; i++) {
+        const char *names[] = {"calls_s", "p50_ms", "p99_ms", "max_ms", "errors"};
+        double values[] = {rt[i].calls_s, rt[i].p50, rt[i].p99, rt[i].max, rt[i].errors};
+        for (int j = 0; j < 5; j++)
+            fprintf(f, "%s\t%d\troundtrip\t%d\t%s\t%.4f\t%d\n", m->name, m->threads, rt[i].conns,
+                    names[j], values[j], rt[i].calls);
+    }
+    if (s) {
+        const char *names[] = {"ms_token", "decode_ms_token", "outside_ms_token", "first_text_ms"};
+        double d[] = {s->d_wall, s->d_decode, s->d_outside, s->d_first};
+        double l[] = {s->l_wall, s->l_decode, s->l_outside, s->l_first};
+        for (int j = 0; j < 4; j++) {
+            fprintf(f, "%s\t%d\tdaemon\t%d\t%s\t%.4f\t%d\n", m->name, m->threads, s->tokens,
+                    names[j], d[j], s->runs);
+            fprintf(f, "%s\t%d\tin_process\t%d\t%s\t%.4f\t%d\n", m->name, m->threads, s->tokens,
+                    names[j], l[j], s->runs);
+        }
+    }
+    if (fclose(f)) {
+        fprintf(stderr, "bench-protocol: %s: %s\n", o->tsv, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     struct opts o;
@@ -994,5 +1036,7 @@ int main(int argc, char **argv)
             return 1;
         }
     }
+    if (o.tsv && write_tsv(&o, &m, rt, n_rt, have_streaming ? &s : NULL))
+        return 1;
     return 0;
 }

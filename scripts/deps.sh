@@ -5,6 +5,8 @@ set -eu
 pkgs="cmake make gcc pkg-config libuv1-dev libjansson-dev check python3 clang clang-format binutils groff-base"
 # make lint: static analysis; make fuzz: libFuzzer comes with clang.
 pkgs="$pkgs cppcheck clang-tidy"
+# make bench: the report's charts.
+pkgs="$pkgs gnuplot-nox"
 # The Varlink interop test: the Go Varlink library, built offline with Debian's Go.
 pkgs="$pkgs golang-go golang-github-varlink-go-dev"
 # NEON tests run under qemu on x86-64 hosts.
