@@ -18,30 +18,9 @@
 #include "bitnet/kernels.h"
 #include "bitnet/quant.h"
 #include "kernels/i2s.h"
+#include "test_rng.h"
 
 /* ---- helpers ------------------------------------------------------------- */
-
-static uint64_t rng_state;
-
-static void rng_seed(uint64_t s)
-{
-    rng_state = s * 0x9E3779B97F4A7C15ull + 1;
-}
-
-static uint32_t rng_u32(void)
-{
-    /* xorshift64* */
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return (uint32_t)((rng_state * 0x2545F4914F6CDD1Dull) >> 32);
-}
-
-/* Uniform in [-1, 1). */
-static float rng_float(void)
-{
-    return (float)((double)rng_u32() / 2147483648.0 - 1.0);
-}
 
 /* A ternary value -1, 0 or +1. */
 static int rng_trit(void)

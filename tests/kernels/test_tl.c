@@ -18,28 +18,9 @@
 #include "bitnet/kernels.h"
 #include "kernels/i2s.h"
 #include "kernels/tl.h"
+#include "test_rng.h"
 
 /* ---- helpers ------------------------------------------------------------- */
-
-static uint64_t rng_state;
-
-static void rng_seed(uint64_t s)
-{
-    rng_state = s * 0x9E3779B97F4A7C15ull + 1;
-}
-
-static uint32_t rng_u32(void)
-{
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return (uint32_t)((rng_state * 0x2545F4914F6CDD1Dull) >> 32);
-}
-
-static float rng_float(void)
-{
-    return (float)((double)rng_u32() / 2147483648.0 - 1.0);
-}
 
 static const bitnet_kernel_ops *i2s_ref(void)
 {
