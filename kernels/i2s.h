@@ -43,6 +43,15 @@
 
 #include "bitnet/kernels.h"
 
+/* The helpers below that the CUDA kernels (kernels/cuda/) share with the CPU
+ * kernels are compiled for both host and device by nvcc, so the GPU rounds
+ * exactly as the CPU does; for a C compiler the mark is empty. */
+#ifdef __CUDACC__
+#define I2S_HD __host__ __device__
+#else
+#define I2S_HD
+#endif
+
 #define I2S_BLOCK       128 /* elements per packed block */
 #define I2S_BLOCK_BYTES 32  /* bytes per packed block */
 #define I2S_CHUNK       256 /* elements per kernel step (two blocks, one zmm) */
@@ -60,7 +69,7 @@ static inline unsigned i2s_code_at(const uint8_t *packed, size_t e)
 }
 
 /* Bytes of the padded int8 part of an activation row. */
-static inline size_t i2s_act_values_bytes(int64_t k)
+I2S_HD static inline size_t i2s_act_values_bytes(int64_t k)
 {
     return ((size_t)k + I2S_ACT_ALIGN - 1) / I2S_ACT_ALIGN * I2S_ACT_ALIGN;
 }
@@ -72,7 +81,7 @@ static inline size_t i2s_act_row_bytes(int64_t k)
 }
 
 /* Where element i of the token goes in the kernel-ordered values. */
-static inline size_t i2s_act_pos(int64_t k, int64_t i)
+I2S_HD static inline size_t i2s_act_pos(int64_t k, int64_t i)
 {
     int64_t full = k / I2S_CHUNK * I2S_CHUNK;
     if (i >= full)
@@ -82,8 +91,22 @@ static inline size_t i2s_act_pos(int64_t k, int64_t i)
     return (size_t)(c * I2S_CHUNK + j * 64 + half * 32 + p);
 }
 
+/* Where field j (elements 32j..32j+31) of 128-weight block b of a row of k
+ * elements starts in the kernel-ordered activations: *base for field 0 and
+ * *step from one field to the next. */
+I2S_HD static inline void i2s_block_fields(int64_t k, int64_t b, int64_t *base, int64_t *step)
+{
+    if (b / 2 < k / I2S_CHUNK) {
+        *base = b / 2 * I2S_CHUNK + (b % 2) * 32;
+        *step = 64;
+    } else {
+        *base = b * I2S_BLOCK;
+        *step = 32;
+    }
+}
+
 /* act_scale from the largest |a| of the row, as bitnet.cpp computes it. */
-static inline float i2s_act_scale(float max_abs)
+I2S_HD static inline float i2s_act_scale(float max_abs)
 {
     double m = (double)max_abs;
     return (float)(127.0 / (m > 1e-5 ? m : 1e-5));
@@ -92,7 +115,7 @@ static inline float i2s_act_scale(float max_abs)
 /* Rounds one scaled activation: clamp to [-128, 127] (NaN -> -128), then to
  * nearest with ties to even, the way ggml's nearest_int and the SIMD
  * cvtps2dq with the default rounding mode both do. */
-static inline int i2s_round_clamp(float v)
+I2S_HD static inline int i2s_round_clamp(float v)
 {
     if (!(v >= -128.0f))
         v = -128.0f;
@@ -105,14 +128,14 @@ static inline int i2s_round_clamp(float v)
 }
 
 /* The trailer of an activation row. */
-static inline float i2s_act_get_scale(const uint8_t *act, int64_t k)
+I2S_HD static inline float i2s_act_get_scale(const uint8_t *act, int64_t k)
 {
     float s;
     memcpy(&s, act + i2s_act_values_bytes(k), sizeof(s));
     return s;
 }
 
-static inline int32_t i2s_act_get_sum(const uint8_t *act, int64_t k)
+I2S_HD static inline int32_t i2s_act_get_sum(const uint8_t *act, int64_t k)
 {
     int32_t s;
     memcpy(&s, act + i2s_act_values_bytes(k) + sizeof(float), sizeof(s));
@@ -120,7 +143,7 @@ static inline int32_t i2s_act_get_sum(const uint8_t *act, int64_t k)
 }
 
 /* Writes the trailer and zeroes the padding after the k values. */
-static inline void i2s_act_set_trailer(uint8_t *act, int64_t k, float scale, int32_t sum)
+I2S_HD static inline void i2s_act_set_trailer(uint8_t *act, int64_t k, float scale, int32_t sum)
 {
     size_t vb = i2s_act_values_bytes(k);
     memset(act + k, 0, vb - (size_t)k);
@@ -130,7 +153,7 @@ static inline void i2s_act_set_trailer(uint8_t *act, int64_t k, float scale, int
 }
 
 /* The float post-scaling, written once so every kernel rounds alike. */
-static inline float i2s_output(int32_t sumi, int32_t act_sum, float act_scale, float w_scale)
+I2S_HD static inline float i2s_output(int32_t sumi, int32_t act_sum, float act_scale, float w_scale)
 {
     return ((float)sumi - (float)act_sum) / act_scale * w_scale;
 }

@@ -64,7 +64,6 @@ void i2s_scalar_matmul(const bitnet_matmul_args *args)
 {
     const int64_t k = args->k;
     const int64_t n_blocks = k / I2S_BLOCK;
-    const int64_t full_chunks = k / I2S_CHUNK;
     uint8_t codes[I2S_BLOCK];
 
     for (int64_t r = 0; r < args->n_rows; r++) {
@@ -74,16 +73,8 @@ void i2s_scalar_matmul(const bitnet_matmul_args *args)
             int32_t sumi[SCALAR_ACT_TILE] = {0};
             for (int64_t b = 0; b < n_blocks; b++) {
                 decode_block(wrow + b * I2S_BLOCK_BYTES, codes);
-                /* Where field j of this block starts in kernel order, and
-                 * how far apart the fields are. */
                 int64_t base, field_step;
-                if (b / 2 < full_chunks) {
-                    base = b / 2 * I2S_CHUNK + (b % 2) * 32;
-                    field_step = 64;
-                } else {
-                    base = b * I2S_BLOCK;
-                    field_step = 32;
-                }
+                i2s_block_fields(k, b, &base, &field_step);
                 for (int t = 0; t < nt; t++) {
                     const int8_t *qa =
                         (const int8_t *)(args->act + (size_t)(t0 + t) * args->act_row_bytes);

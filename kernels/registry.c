@@ -163,8 +163,8 @@ void bitnet_kernel_status_get(const bitnet_kernel *k, const bitnet_cpu_features 
     }
     if (k->device == BITNET_DEVICE_CUDA) {
         snprintf(out->reason, sizeof(out->reason),
-                 "not loaded: lives in libbitnet-cuda.so (built with %s) and needs a CUDA "
-                 "device",
+                 "not run: its kernels are in libbitnet-kernels-cuda.so (%s), but the cuda "
+                 "backend has no forward pass on the device yet",
                  k->build_option);
         return;
     }

@@ -7,6 +7,11 @@
  * every other compiled I2_S kernel in the registry against the scalar one,
  * int32-exact and float bit-identical, on random and edge shapes and values.
  * A kernel this CPU cannot run is skipped with its reason printed.
+ *
+ * The same file, built with -DI2S_TEST_CUDA, is test_i2s_cuda: the kernel
+ * cases against i2s_qk256.cuda on a GPU, skipped (exit 77, the reason
+ * printed) where there is no GPU or the build had no nvcc. test_i2s itself
+ * also runs the CUDA kernel's lane arithmetic on the CPU (i2s_cuda_ops.h).
  */
 #include <check.h>
 #include <errno.h>
@@ -17,6 +22,13 @@
 
 #include "bitnet/kernels.h"
 #include "bitnet/quant.h"
+#include "i2s_cuda_ops.h"
+#ifdef I2S_TEST_CUDA
+/* The CPU-only cases of this file are test_i2s's and stay unused here. */
+#pragma GCC diagnostic ignored "-Wunused-function"
+#pragma GCC diagnostic ignored "-Wunused-variable"
+#pragma GCC diagnostic ignored "-Wunused-const-variable"
+#endif
 #include "kernels/i2s.h"
 #include "test_rng.h"
 
@@ -139,6 +151,16 @@ static void assert_same_bits(const char *who, const float *y, const float *ref, 
 /* The kernels under test: every compiled I2_S kernel of bitnetd's own. */
 typedef void (*kernel_visit)(const char *name, const bitnet_kernel_ops *ops);
 
+#ifdef I2S_TEST_CUDA
+static int for_each_i2s_kernel(kernel_visit visit)
+{
+#ifndef I2S_CUDA_NOT_BUILT
+    visit("i2s_qk256.cuda", &i2s_cuda_gpu_ops);
+#endif
+    (void)visit; /* never reached without the library: main() skips first */
+    return 1;
+}
+#else
 static int for_each_i2s_kernel(kernel_visit visit)
 {
     int ran = 0;
@@ -157,8 +179,10 @@ static int for_each_i2s_kernel(kernel_visit visit)
         visit(k->name, k->ops);
         ran++;
     }
-    return ran;
+    visit("i2s_qk256.cuda's lanes on the CPU", &i2s_cuda_lanes_ops);
+    return ran + 1;
 }
+#endif
 
 /* ---- packer -------------------------------------------------------------- */
 
@@ -696,6 +720,38 @@ START_TEST(neon_paths_with_and_without_dotprod_match_scalar)
 }
 END_TEST
 
+#ifdef I2S_TEST_CUDA
+/* test_i2s_cuda: the cases that take a kernel, on the GPU. */
+static Suite *i2s_suite(void)
+{
+    Suite *s = suite_create("i2s_cuda");
+    TCase *tc = tcase_create("cuda");
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, every_kernel_quantizes_like_scalar);
+    tcase_add_test(tc, every_kernel_matches_scalar_on_random_shapes);
+    tcase_add_test(tc, every_kernel_matches_scalar_on_edge_values);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+/* 0 when a GPU can run the kernels; else prints why and returns 77, which
+ * CTest reports as a skipped test. */
+static int cuda_ready(void)
+{
+#ifdef I2S_CUDA_NOT_BUILT
+    printf("test_i2s_cuda: skipped: %s\n", I2S_CUDA_NOT_BUILT);
+    return 77;
+#else
+    char desc[512];
+    if (bitnet_cuda_probe(desc, sizeof(desc)) != 0) {
+        printf("test_i2s_cuda: skipped: %s\n", desc);
+        return 77;
+    }
+    printf("test_i2s_cuda: running on %s\n", desc);
+    return 0;
+#endif
+}
+#else
 static Suite *i2s_suite(void)
 {
     Suite *s = suite_create("i2s");
@@ -725,9 +781,15 @@ static Suite *i2s_suite(void)
     suite_add_tcase(s, mm);
     return s;
 }
+#endif
 
 int main(void)
 {
+#ifdef I2S_TEST_CUDA
+    int ready = cuda_ready();
+    if (ready != 0)
+        return ready;
+#endif
     SRunner *sr = srunner_create(i2s_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
