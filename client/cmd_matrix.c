@@ -219,7 +219,7 @@ static void print_markdown(json_t *matrix)
          "\n"
          "- **(partial)**: the library loads such a model, but not all of its products run\n"
          "  where the column says; the note says what does.\n"
-         "- **(planned)**: the id is in the registry, its code is not written yet.\n"
+         "- **(planned)**: the id is in the registry, but no backend runs it yet.\n"
          "\n"
          "The matrix says what the code covers, not what a given build or machine has:\n"
          "`bitnetctl matrix` prints the same tables with the kernels available on the\n"

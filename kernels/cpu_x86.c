@@ -49,6 +49,7 @@ void cpu_arch_detect(bitnet_cpu_features *out)
         out->avx512bw = zmm && (b & bit_AVX512BW);
         out->avx512vl = zmm && (b & bit_AVX512VL);
         out->avx512_vnni = zmm && (c & bit_AVX512VNNI);
+        out->gfni = c & bit_GFNI;
         __cpuid_count(7, 1, a, b, c, d);
         out->avx_vnni = out->avx && (a & (1u << 4));
     }

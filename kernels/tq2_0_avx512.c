@@ -355,14 +355,14 @@ void tq2_0_avx512_matmul_novnni(const bitnet_matmul_args *a)
     matmul(a, PATH_PLAIN);
 }
 
-/* GFNI is not in bitnet_cpu_features (only this kernel uses it), so it is
- * asked of the CPU here; the AVX-512 kernel only runs where the OS saves
- * the zmm state, which GFNI on zmm registers needs too. */
+/* The AVX-512 kernel only runs where the OS saves the zmm state, which GFNI
+ * on zmm registers needs too. */
 static void tq2_0_avx512_matmul(const bitnet_matmul_args *a)
 {
-    if (!bitnet_cpu_features_get()->avx512_vnni)
+    const bitnet_cpu_features *cpu = bitnet_cpu_features_get();
+    if (!cpu->avx512_vnni)
         matmul(a, PATH_PLAIN);
-    else if (__builtin_cpu_supports("gfni"))
+    else if (cpu->gfni)
         matmul(a, PATH_GFNI);
     else
         matmul(a, PATH_VNNI);

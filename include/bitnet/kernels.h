@@ -73,6 +73,7 @@ typedef struct bitnet_cpu_features {
     /* x86-64 */
     bool sse42, avx, fma, f16c, avx2;
     bool avx512f, avx512bw, avx512vl, avx512dq, avx512_vnni, avx_vnni;
+    bool gfni;         /* Galois-field affine instructions (the TQ2_0 AVX-512 decode) */
     bool os_saves_ymm; /* XGETBV: the OS saves AVX state */
     bool os_saves_zmm; /* XGETBV: the OS saves AVX-512 state */
     /* ARM64 */

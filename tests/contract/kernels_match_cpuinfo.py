@@ -46,7 +46,7 @@ for k in kernels:
 
 cpu = caps["cpu"]
 for feat, flag in [("avx2", "avx2"), ("avx512f", "avx512f"), ("avx512bw", "avx512bw"),
-                   ("avx512_vnni", "avx512_vnni"), ("fma", "fma")]:
+                   ("avx512_vnni", "avx512_vnni"), ("fma", "fma"), ("gfni", "gfni")]:
     if machine == "x86_64" and cpu["features"][feat] != (flag in flags):
         failures.append(f"cpu feature {feat}={cpu['features'][feat]} but cpuinfo has {flag in flags}")
 if cpu["logical_cpus"] != os.cpu_count():
