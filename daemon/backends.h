@@ -174,6 +174,7 @@ struct gen_facts {
     char library[160];            /* the library's name, version, device, generation; or "" */
     int lib_number;               /* the library generation, 0 for native */
     char arch[32], weights[16], lm_head[96];
+    char kv_cache[16], attention[16]; /* native: the engine's; "" for a library */
     int n_vocab, n_ctx, threads, n_seq_max;
 };
 

@@ -48,6 +48,8 @@ static int load_native(struct plan *p, struct plan_entry *pe, struct gen *g, cha
     snprintf(f->arch, sizeof(f->arch), "%s", in->arch ? in->arch : "");
     snprintf(f->weights, sizeof(f->weights), "%s", in->weight_type ? in->weight_type : "");
     snprintf(f->lm_head, sizeof(f->lm_head), "%s", in->lm_head ? in->lm_head : "");
+    snprintf(f->kv_cache, sizeof(f->kv_cache), "%s", in->kv_cache);
+    snprintf(f->attention, sizeof(f->attention), "%s", in->attention);
     f->n_vocab = in->n_vocab;
     f->n_ctx = in->n_ctx;
     f->threads = in->n_threads;

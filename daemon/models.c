@@ -172,6 +172,9 @@ json_t *model_json(const struct model *m)
         return o;
     json_object_set_new(o, "generation", json_integer(f->number));
     json_object_set_new(o, "library", f->library[0] ? json_string(f->library) : json_null());
+    json_object_set_new(o, "lm_head", f->lm_head[0] ? json_string(f->lm_head) : json_null());
+    json_object_set_new(o, "kv_cache", f->kv_cache[0] ? json_string(f->kv_cache) : json_null());
+    json_object_set_new(o, "attention", f->attention[0] ? json_string(f->attention) : json_null());
     json_object_set_new(o, "requested", json_string(m->requested));
     json_object_set_new(o, "fallback", json_boolean(m->fallback));
     json_object_set_new(o, "strict", json_boolean(m->strict || m->srv->strict));

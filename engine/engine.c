@@ -564,6 +564,8 @@ int engine_new(const char *path, const engine_opts *opts, engine **out, char *er
     in->kernel = e->kernel ? e->kernel->name : e->fmat_name;
     in->kernel_reason = e->kernel_reason;
     in->lm_head = e->lm_head_desc;
+    in->kv_cache = attn_kv_type_name(e->kv_type);
+    in->attention = e->attn_impl->name;
     in->n_vocab = e->n_vocab;
     in->n_embd = e->n_embd;
     in->n_layer = e->n_layer;

@@ -54,6 +54,8 @@ typedef struct engine_info {
     const char *kernel;        /* kernel id used for the ternary matrices, or "fmat.<isa>" */
     const char *kernel_reason; /* why this kernel: chosen by the registry, or forced */
     const char *lm_head;       /* how the LM head runs, e.g. "f16 (token_embd, tied) fmat.avx512" */
+    const char *kv_cache;      /* how the KV cache stores K and V: "f32" or "f16" */
+    const char *attention; /* the attention code that runs: "scalar", "avx2", "avx512", "neon" */
     int n_vocab, n_embd, n_layer, n_head, n_head_kv, n_ff, n_ctx, n_threads, n_seq_max;
     uint64_t weight_bytes; /* bytes of weights a decode step reads */
 } engine_info;

@@ -283,21 +283,24 @@ int main(int argc, char **argv)
                             : 0;
     if (o.json) {
         printf("{\"model\": \"%s\", \"arch\": \"%s\", \"weights\": \"%s\", \"kernel\": \"%s\", "
-               "\"lm_head\": \"%s\", \"threads\": %d, \"load_ms\": %.1f, \"prompt_tokens\": %zu, "
+               "\"lm_head\": \"%s\", \"kv_cache\": \"%s\", \"attention\": \"%s\", "
+               "\"threads\": %d, \"load_ms\": %.1f, \"prompt_tokens\": %zu, "
                "\"generated_tokens\": %d, \"prefill_ms\": %.2f, \"decode_ms\": %.2f, "
                "\"prefill_tok_s\": %.2f, \"decode_tok_s\": %.2f, \"peak_rss_kb\": %ld, "
                "\"weight_bytes\": %llu, \"finish\": \"%s\"}\n",
-               o.model, in->arch, in->weight_type, in->kernel, in->lm_head, in->n_threads, load_ms,
-               n_prompt, st.usage.generated_tokens, st.usage.prefill_ms, st.usage.decode_ms,
-               prefill_tps, decode_tps, ru.ru_maxrss, (unsigned long long)in->weight_bytes,
-               gen_finish_name(st.finish));
+               o.model, in->arch, in->weight_type, in->kernel, in->lm_head, in->kv_cache,
+               in->attention, in->n_threads, load_ms, n_prompt, st.usage.generated_tokens,
+               st.usage.prefill_ms, st.usage.decode_ms, prefill_tps, decode_tps, ru.ru_maxrss,
+               (unsigned long long)in->weight_bytes, gen_finish_name(st.finish));
     } else {
         printf("\n");
         fprintf(o.quiet ? stdout : stderr,
                 "load %.0f ms | prompt %zu tok, prefill %.1f tok/s | generated %d tok, decode "
-                "%.2f tok/s | kernel %s, %d threads | peak RSS %ld MiB | finish %s\n",
+                "%.2f tok/s | kernel %s, attention %s, KV %s, %d threads | peak RSS %ld MiB | "
+                "finish %s\n",
                 load_ms, n_prompt, prefill_tps, st.usage.generated_tokens, decode_tps, in->kernel,
-                in->n_threads, ru.ru_maxrss / 1024, gen_finish_name(st.finish));
+                in->attention, in->kv_cache, in->n_threads, ru.ru_maxrss / 1024,
+                gen_finish_name(st.finish));
     }
     if (st.finish == GEN_FINISH_ERROR)
         fprintf(stderr, "bitnet-run: %s\n", st.error);

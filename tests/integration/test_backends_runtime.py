@@ -111,6 +111,10 @@ class Preference(unittest.TestCase):
         self.assertEqual(m["kernel"], "tq2_0.avx2")
         self.assertEqual(m["requested"], "tq2_0.avx512")
         self.assertTrue(m["fallback"])
+        # The rest of the engine follows the lowered SIMD level too.
+        self.assertEqual(m["attention"], "avx2")
+        self.assertEqual(m["kv_cache"], "f32")
+        self.assertRegex(m["lm_head"], r"^f16 .*fmat\.avx2")
         first = m["preference"][0]
         self.assertEqual(first["id"], "tq2_0.avx512")
         self.assertEqual(first["state"], "skipped")
