@@ -124,7 +124,9 @@ static const bitnet_isa matrix_isas[] = {BITNET_ISA_SCALAR, BITNET_ISA_AVX2, BIT
 static const char *const matrix_format_notes[BITNET_FORMAT_COUNT] = {
     [BITNET_FORMAT_I2S] = "bitnet.cpp's I2_S, the format of the official BitNet b1.58 2B4T file",
     [BITNET_FORMAT_TQ2_0] = "llama.cpp's 2-bit ternary type",
-    [BITNET_FORMAT_TQ1_0] = "llama.cpp's base-3 ternary type (1.69 bits a weight)",
+    [BITNET_FORMAT_TQ1_0] = "llama.cpp's base-3 ternary type (1.69 bits a weight); the native "
+                            "engine converts it to TQ2_0 codes at load and runs tq2_0.* unless "
+                            "a tq1_0.* kernel is asked for (docs/kernels-tq.md)",
     [BITNET_FORMAT_TL1] = "lookup tables over pairs of weights: in bitnetd a layout built at load "
                           "from I2_S weights, in bitnet.cpp a file type (38) with code generated "
                           "per model shape; the two are not interchangeable",
