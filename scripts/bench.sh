@@ -100,6 +100,16 @@ stage "end to end: TQ2_0 $preset, bitnetd and llama.cpp"
 bench e2e-tq2 "$build/bench/bench-e2e" --model "$m_tq2" \
     --llama-model "$m_tq2" --backends "$ref/linux-x64/bins/linux-x64" \
     --seqs 1,8 $e2e_args --out "$tmp/e2e-tq2.md" --tsv "$tmp/e2e-tq2.tsv"
+# The issue's second shape for TQ2_0 against llama.cpp (the smaller `large`
+# model: 24 layers, decode far from the 2b4t file's memory ceiling).
+stage "end to end: TQ2_0 $load_preset, bitnetd and llama.cpp"
+m_tq2_load=$models/$load_preset-tq2_0.gguf
+[ -f "$m_tq2_load" ] ||
+    "$mk" --arch bitnet --preset $load_preset --type tq2_0 --seed 1 --vocab "$vocab" \
+        -o "$m_tq2_load"
+bench e2e-tq2-$load_preset "$build/bench/bench-e2e" --model "$m_tq2_load" \
+    --llama-model "$m_tq2_load" --backends "$ref/linux-x64/bins/linux-x64" \
+    --seqs 1 $e2e_args --out "$tmp/e2e-tq2-$load_preset.md" --tsv "$tmp/e2e-tq2-$load_preset.tsv"
 stage "protocol: Varlink round trips and streaming overhead (tiny model)"
 bench protocol "$build/bench/bench-protocol" $protocol_args --out "$tmp/protocol.md" \
     --tsv "$tmp/protocol.tsv"
@@ -185,6 +195,8 @@ total=$(printf '%dm%02ds' $((elapsed / 60)) $((elapsed % 60)))
     section e2e-i2s.md e2e-i2s "" "I2_S $preset"
     section e2e-i2s-q8.md e2e-i2s-q8 "" "I2_S $preset, Q8_0 LM head"
     section e2e-tq2.md e2e-tq2 "" "TQ2_0 $preset, bitnetd and llama.cpp"
+    section e2e-tq2-$load_preset.md e2e-tq2-$load_preset "" \
+        "TQ2_0 $load_preset, bitnetd and llama.cpp"
     section protocol.md protocol "" "round trips and streaming, tiny model"
     section protocol-2b4t.md protocol-2b4t "" "streaming, I2_S $preset"
     for g in 1 8 32; do
