@@ -121,7 +121,7 @@ static void build_table(json_t *matrix, const char *provider, bool code, bool ma
             const char *coverage = str_of(cell, "coverage");
             const char *note = json_string_value(json_object_get(cell, "note"));
             size_t n = note ? table_note(t, note) : 0;
-            char ref[16] = "";
+            char ref[32] = ""; /* " [N]", N a size_t */
             if (n)
                 snprintf(ref, sizeof(ref), " [%zu]", n);
             if (!kernel) {

@@ -325,6 +325,15 @@ static double cosine(const float *a, const double *b, int n)
     return ab / sqrt(aa * bb);
 }
 
+/* Root mean square of ours - reference. */
+static double rms_diff(const float *a, const double *b, int n)
+{
+    double s = 0;
+    for (int i = 0; i < n; i++)
+        s += (a[i] - b[i]) * (a[i] - b[i]);
+    return sqrt(s / n);
+}
+
 static uint64_t rng_state = 0x1234567;
 static int rnd(int n)
 {
@@ -370,18 +379,30 @@ static void check_every_position(const char *path, int threads)
                   "%s", err);
     double *ref_logits = malloc(sizeof(double) * r.n_vocab);
     double min_cos = 1;
-    int agree = 0;
+    int agree = 0, near_ties = 0;
     for (int p = 0; p < N; p++) {
         ref_step(&r, toks[p], p, ref_logits);
         const float *ours = logits + (size_t)p * r.n_vocab;
         double c = cosine(ours, ref_logits, r.n_vocab);
         min_cos = c < min_cos ? c : min_cos;
-        agree += argmax_f(ours, r.n_vocab) == argmax_d(ref_logits, r.n_vocab);
+        int a = argmax_f(ours, r.n_vocab), b = argmax_d(ref_logits, r.n_vocab);
+        if (a == b)
+            agree++;
+        else if (ref_logits[b] - ref_logits[a] <= 3.0 * rms_diff(ours, ref_logits, r.n_vocab))
+            near_ties++;
     }
-    printf("%s (%d threads, kernel %s): %d positions, cosine min %.6f, argmax agreement %d/%d\n",
-           path, threads, engine_get_info(e)->kernel, N, min_cos, agree, N);
+    printf("%s (%d threads, kernel %s): %d positions, cosine min %.6f, argmax agreement %d/%d, "
+           "near ties %d\n",
+           path, threads, engine_get_info(e)->kernel, N, min_cos, agree, N, near_ties);
     ck_assert_msg(min_cos >= 0.999, "cosine %.6f below 0.999", min_cos);
-    ck_assert_msg(agree >= (int)(0.99 * N), "argmax agreement %d/%d below 99%%", agree, N);
+    /* Random models have near ties: positions whose top two reference
+     * logits are closer than the engine's own float error there (3x the
+     * RMS of ours - reference at that position; about 1% of the logits'
+     * size at cosine 0.9998). Which of two such tokens wins is noise (the
+     * SIMD level alone flips some), so they count as agreement; any other
+     * disagreement does not. */
+    ck_assert_msg(agree + near_ties >= (int)(0.99 * N),
+                  "argmax agreement %d/%d (+%d near ties) below 99%%", agree, N, near_ties);
     free(ref_logits);
     free(logits);
     engine_free(e);
