@@ -187,7 +187,8 @@ total=$(printf '%dm%02ds' $((elapsed / 60)) $((elapsed % 60)))
         "$(date -u '+%Y-%m-%d %H:%M UTC'); total $total."
     echo "Each section names the command that produced it (\`\$tmp\` is the run's temporary"
     echo "directory) and its run count: medians of at least 5 runs, except where a section says"
-    echo "otherwise. The charts' data and gnuplot scripts are in charts/ beside this report."
+    echo "otherwise. The charts' data and gnuplot scripts are in charts/ beside this report;"
+    echo "charts/ is written by each run and kept out of git (run \`make bench\` to draw them)."
     echo
     cat "$tmp/charts.md"
     echo
