@@ -60,7 +60,13 @@ static void start_daemon(const char *config)
     ck_assert_int_ge(daemon_pid, 0);
     if (daemon_pid == 0) {
         setenv("NOTIFY_SOCKET", notify_path, 1);
-        execl(BITNETD_PATH, "bitnetd", "--socket", sock_path, "--config", conf_path, (char *)NULL);
+        const char *wrapper = getenv("BITNETD_TEST_WRAPPER");
+        if (wrapper && *wrapper) /* make test-valgrind: the daemon under memcheck too */
+            execl("/bin/sh", "sh", "-c", "exec $BITNETD_TEST_WRAPPER \"$@\"", "sh", BITNETD_PATH,
+                  "--socket", sock_path, "--config", conf_path, (char *)NULL);
+        else
+            execl(BITNETD_PATH, "bitnetd", "--socket", sock_path, "--config", conf_path,
+                  (char *)NULL);
         _exit(127);
     }
     expect_notify("READY=1");
