@@ -15,6 +15,7 @@ struct bw_part {
 
 #if defined(__x86_64__)
 #include <immintrin.h>
+#include "bench/bench_stats.h"
 
 /* With AVX-512 loads where the CPU has them: one core then streams as fast
  * as the kernels do (a 16-byte loop underestimates what memory delivers). */
@@ -64,12 +65,6 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 /* Keeps the sums observable so the reads are not optimised away. */
 volatile uint64_t bench_bandwidth_sink;
 
@@ -103,7 +98,7 @@ double bench_read_bandwidth(size_t bytes, int n_threads, int passes)
             bench_bandwidth_sink += parts[t].sum;
         gbs[p] = (double)(words * 8) / dt / 1e9;
     }
-    qsort(gbs, (size_t)passes, sizeof(double), cmp_double);
+    qsort(gbs, (size_t)passes, sizeof(double), bench_cmp_double);
     double median = gbs[passes / 2];
     free(gbs);
     free(buf);

@@ -21,6 +21,7 @@
 
 #ifdef BENCH_HAVE_LLAMA
 #include "llama.h"
+#include "bench/bench_stats.h"
 #endif
 
 #define MAX_LIST 8
@@ -47,25 +48,6 @@ struct result {
     double agg_tps[MAX_LIST];
     long rss_kb;
 };
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof(double), cmp_double);
-    return v[n / 2];
-}
 
 static long rss_kb(void)
 {
@@ -179,14 +161,14 @@ static double ours_run(engine *e, int n, bool one_at_a_time, float *logits)
         tok[i] = bench_token(i, n_vocab);
         seqs[i] = seq;
     }
-    double t0 = now_ms();
+    double t0 = bench_now_ms();
     if (one_at_a_time) {
         /* The first token is the prompt; time the n - 1 decode steps after
          * it, as a generation loop would run them. */
         bool yes = true;
         engine_batch b0 = {1, tok, seqs, &yes};
         engine_eval(e, &b0, logits, err, sizeof(err));
-        t0 = now_ms();
+        t0 = bench_now_ms();
         for (int i = 1; i < n; i++) {
             engine_batch b = {1, tok + i, seqs, &yes};
             if (engine_eval(e, &b, logits, err, sizeof(err)))
@@ -198,7 +180,7 @@ static double ours_run(engine *e, int n, bool one_at_a_time, float *logits)
         if (engine_eval(e, &b, logits, err, sizeof(err)))
             fprintf(stderr, "bench-e2e: %s\n", err);
     }
-    double ms = now_ms() - t0;
+    double ms = bench_now_ms() - t0;
     engine_seq_free(e, seq);
     free(tok);
     free(seqs);
@@ -235,15 +217,15 @@ static double ours_decode_at(engine *e, int fill, int n, int runs, float *logits
         engine_seq_truncate(e, seq, fill);
         engine_batch b0 = {1, tok + fill, seqs, &yes};
         engine_eval(e, &b0, logits, err, sizeof(err));
-        double t0 = now_ms();
+        double t0 = bench_now_ms();
         for (int i = fill + 1; i < total; i++) {
             engine_batch b = {1, tok + i, seqs, &yes};
             if (engine_eval(e, &b, logits, err, sizeof(err)))
                 fprintf(stderr, "bench-e2e: %s\n", err);
         }
-        v[k] = (n - 1) / ((now_ms() - t0) / 1e3);
+        v[k] = (n - 1) / ((bench_now_ms() - t0) / 1e3);
     }
-    double med = median(v, runs);
+    double med = bench_median(v, runs);
     engine_seq_free(e, seq);
     free(v);
     free(tok);
@@ -269,14 +251,14 @@ static double ours_aggregate(engine *e, int S, int steps, float *logits)
     }
     engine_batch b = {S, tok, seq, want};
     engine_eval(e, &b, logits, err, sizeof(err)); /* each sequence's prompt */
-    double t0 = now_ms();
+    double t0 = bench_now_ms();
     for (int i = 0; i < steps; i++) {
         for (int s = 0; s < S; s++)
             tok[s] = bench_token(i * S + s, n_vocab);
         if (engine_eval(e, &b, logits, err, sizeof(err)))
             fprintf(stderr, "bench-e2e: %s\n", err);
     }
-    double ms = now_ms() - t0;
+    double ms = bench_now_ms() - t0;
     for (int s = 0; s < S; s++)
         engine_seq_free(e, seq[s]);
     return (double)S * steps / (ms / 1e3);
@@ -300,7 +282,7 @@ static int bench_ours(const struct opts *o, int threads, struct result *r, uint6
                       .n_ctx = max_pp + 64,
                       .lm_head = o->lm_head,
                       .kv_type = o->kv_type};
-    double t0 = now_ms();
+    double t0 = bench_now_ms();
     engine *e;
     if (engine_new(o->model, &eo, &e, err, sizeof(err))) {
         fprintf(stderr, "bench-e2e: %s\n", err);
@@ -308,7 +290,7 @@ static int bench_ours(const struct opts *o, int threads, struct result *r, uint6
     }
     r->engine = "bitnetd";
     r->threads = threads;
-    r->load_ms = now_ms() - t0;
+    r->load_ms = bench_now_ms() - t0;
     const engine_info *in = engine_get_info(e);
     *wbytes = in->weight_bytes;
     snprintf(kernel, sizeof(kernel), "%s", in->kernel);
@@ -319,20 +301,20 @@ static int bench_ours(const struct opts *o, int threads, struct result *r, uint6
     for (int p = 0; p < o->n_pp; p++) {
         for (int k = 0; k < o->runs; k++)
             v[k] = o->pp[p] / (ours_run(e, o->pp[p], false, logits) / 1e3);
-        r->pp_tps[p] = median(v, o->runs);
+        r->pp_tps[p] = bench_median(v, o->runs);
     }
     if (o->ctx_fill > 0) {
         r->tg_tps = ours_decode_at(e, o->ctx_fill, o->tg, o->runs, logits);
     } else {
         for (int k = 0; k < o->runs; k++)
             v[k] = (o->tg - 1) / (ours_run(e, o->tg, true, logits) / 1e3);
-        r->tg_tps = median(v, o->runs);
+        r->tg_tps = bench_median(v, o->runs);
     }
     for (int s = 0; s < o->n_seqs; s++) {
         int runs = o->agg_runs;
         for (int k = 0; k < runs; k++)
             v[k] = ours_aggregate(e, o->seqs[s], 16, logits);
-        r->agg_tps[s] = median(v, runs);
+        r->agg_tps[s] = bench_median(v, runs);
     }
     r->rss_kb = rss_kb();
     printf("bitnetd  t=%d: load %.0f ms, tg%d %.2f tok/s after %d positions, kernel %s, kv %s\n",
@@ -361,16 +343,16 @@ static double llama_run(struct llama_context *ctx, int n, bool one_at_a_time, in
     llama_token *tok = malloc(sizeof(llama_token) * (size_t)n);
     for (int i = 0; i < n; i++)
         tok[i] = bench_token(i, n_vocab);
-    double t0 = now_ms();
+    double t0 = bench_now_ms();
     if (one_at_a_time) {
         llama_decode(ctx, llama_batch_get_one(tok, 1));
-        t0 = now_ms();
+        t0 = bench_now_ms();
         for (int i = 1; i < n; i++)
             llama_decode(ctx, llama_batch_get_one(tok + i, 1));
     } else {
         llama_decode(ctx, llama_batch_get_one(tok, n));
     }
-    double ms = now_ms() - t0;
+    double ms = bench_now_ms() - t0;
     free(tok);
     return ms;
 }
@@ -387,7 +369,7 @@ static int bench_llama(const struct opts *o, int threads, struct result *r)
     int max_pp = o->tg;
     for (int i = 0; i < o->n_pp; i++)
         max_pp = o->pp[i] > max_pp ? o->pp[i] : max_pp;
-    double t0 = now_ms();
+    double t0 = bench_now_ms();
     struct llama_model_params mp = llama_model_default_params();
     struct llama_model *m = llama_model_load_from_file(o->llama_model, mp);
     if (!m) {
@@ -401,18 +383,18 @@ static int bench_llama(const struct opts *o, int threads, struct result *r)
     struct llama_context *ctx = llama_init_from_model(m, cp);
     r->engine = "llama.cpp";
     r->threads = threads;
-    r->load_ms = now_ms() - t0;
+    r->load_ms = bench_now_ms() - t0;
     int n_vocab = llama_vocab_n_tokens(llama_model_get_vocab(m));
     double *v = malloc(sizeof(double) * (size_t)o->runs);
     llama_run(ctx, 8, true, n_vocab);
     for (int p = 0; p < o->n_pp; p++) {
         for (int k = 0; k < o->runs; k++)
             v[k] = o->pp[p] / (llama_run(ctx, o->pp[p], false, n_vocab) / 1e3);
-        r->pp_tps[p] = median(v, o->runs);
+        r->pp_tps[p] = bench_median(v, o->runs);
     }
     for (int k = 0; k < o->runs; k++)
         v[k] = (o->tg - 1) / (llama_run(ctx, o->tg, true, n_vocab) / 1e3);
-    r->tg_tps = median(v, o->runs);
+    r->tg_tps = bench_median(v, o->runs);
     r->rss_kb = rss_kb();
     printf("llama.cpp t=%d: load %.0f ms, tg%d %.2f tok/s\n", threads, r->load_ms, o->tg,
            r->tg_tps);

@@ -38,6 +38,7 @@
 
 #ifdef BENCH_HAVE_GGML_REF
 #include "tests/support/ggml_ref.h"
+#include "bench/bench_stats.h"
 #endif
 
 #define MAX_THREADS 2
@@ -150,18 +151,6 @@ static void fill_random(uint8_t *p, size_t n, uint64_t seed)
     }
     for (; i < n; i++)
         p[i] = (uint8_t)rng_next(&s);
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof(double), cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
 /* A sense-reversing spin barrier for a handful of threads. */
@@ -580,7 +569,7 @@ int main(int argc, char **argv)
         int reps = o.repeats < 16 ? o.repeats : 16;
         for (int i = 0; i < reps; i++)
             v[i] = bandwidth_once(bw, words, th);
-        bw_gbs[th] = median(v, reps);
+        bw_gbs[th] = bench_median(v, reps);
         printf("read bandwidth, %d thread%s: %.2f GB/s (median of %d passes over %zu MiB)\n", th,
                th > 1 ? "s" : "", bw_gbs[th], reps, o.bw_bytes >> 20);
     }
@@ -678,7 +667,7 @@ int main(int argc, char **argv)
             res->k = k;
             res->threads = c->r.n_threads;
             res->batch = c->r.n_act;
-            res->us = median(c->v, reps) * 1e6;
+            res->us = bench_median(c->v, reps) * 1e6;
             /* Repacked layouts count the I2_S bytes they stand for. */
             size_t counted = c->r.e->ops && c->r.e->ops->repack ? (size_t)k / 4 * (size_t)n_rows
                                                                 : c->r.mat_bytes;

@@ -38,6 +38,7 @@
 #include "engine/batcher.h"
 #include "engine/engine.h"
 #include "engine/tokenizer.h"
+#include "bench/bench_stats.h"
 
 extern char **environ;
 
@@ -76,19 +77,6 @@ struct model_info {
     int threads, n_ctx, n_seq_max;
 };
 
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 /* The q-quantile of n sorted values (nearest rank). */
 static double quantile(const double *sorted, size_t n, double q)
 {
@@ -96,12 +84,6 @@ static double quantile(const double *sorted, size_t n, double q)
         return 0;
     size_t i = (size_t)(q * (double)(n - 1) + 0.5);
     return sorted[i < n ? i : n - 1];
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof(*v), cmp_double);
-    return quantile(v, (size_t)n, 0.5);
 }
 
 static void usage(void)
@@ -234,8 +216,8 @@ static int run_program(char *const argv[], char *const envp[], const char *log, 
 /* Waits for READY=1 on the notification socket while the daemon lives. */
 static int wait_ready(struct daemon *d, int fd, char *err, size_t err_len)
 {
-    double deadline = now_ms() + READY_GUARD_MS;
-    while (now_ms() < deadline) {
+    double deadline = bench_now_ms() + READY_GUARD_MS;
+    while (bench_now_ms() < deadline) {
         struct pollfd p = {.fd = fd, .events = POLLIN};
         if (poll(&p, 1, 200) > 0) {
             char buf[4096];
@@ -412,9 +394,9 @@ static void *caller_main(void *arg)
         return NULL;
     for (int i = 0; i < w->calls; i++) {
         char *reply;
-        double t0 = now_ms();
+        double t0 = bench_now_ms();
         int rc = bitnet_client_call(w->c, "io.bitnetd.Query.GetCapabilities", NULL, &reply);
-        double t1 = now_ms();
+        double t1 = bench_now_ms();
         if (rc) {
             if (!w->err[0])
                 snprintf(w->err, sizeof(w->err), "%s", bitnet_client_error_message(w->c));
@@ -473,11 +455,11 @@ static int bench_roundtrips(const char *socket, int conns, int calls, struct rou
         else
             snprintf(r->err, sizeof(r->err), "cannot start thread %d: %s", i + 1, strerror(-rc));
     }
-    double t0 = now_ms();
+    double t0 = bench_now_ms();
     gate_open(&start, rc == 0 ? 1 : -1);
     for (int i = 0; i < started; i++)
         pthread_join(tid[i], NULL);
-    double wall = now_ms() - t0;
+    double wall = bench_now_ms() - t0;
     if (rc == 0) {
         size_t n = 0;
         for (int i = 0; i < conns; i++) {
@@ -488,7 +470,7 @@ static int bench_roundtrips(const char *socket, int conns, int calls, struct rou
             if (w[i].err[0] && !r->err[0])
                 snprintf(r->err, sizeof(r->err), "%s", w[i].err);
         }
-        qsort(all, n, sizeof(*all), cmp_double);
+        qsort(all, n, sizeof(*all), bench_cmp_double);
         r->calls = (int)n;
         r->calls_s = wall > 0 ? (double)n / (wall / 1e3) : 0;
         r->p50 = quantile(all, n, 0.50);
@@ -544,7 +526,7 @@ static int take_reply(struct gen_result *r, json_t *p)
     json_t *text = json_object_get(p, "text");
     if (json_is_string(text)) {
         if (r->first_ms == 0)
-            r->first_ms = now_ms() - r->t0;
+            r->first_ms = bench_now_ms() - r->t0;
         if (append(r, json_string_value(text), json_string_length(text)))
             return -ENOMEM;
     }
@@ -582,9 +564,9 @@ static char *generate_parameters(const char *prompt, int n)
 /* One streamed Generate through libbitnet-client. */
 static int daemon_generate(bitnet_client *c, const char *params, struct gen_result *r)
 {
-    r->t0 = now_ms();
+    r->t0 = bench_now_ms();
     int rc = bitnet_client_call_more(c, "io.bitnetd.Inference.Generate", params, on_reply, r);
-    r->wall_ms = now_ms() - r->t0;
+    r->wall_ms = bench_now_ms() - r->t0;
     return rc ? rc : r->done ? 0 : -EPROTO;
 }
 
@@ -702,7 +684,7 @@ static void on_local_event(void *user, const gen_event *ev)
     struct gen_result *r = user;
     if (ev->type == GEN_EVENT_TEXT && ev->text_len > 0) {
         if (r->first_ms == 0)
-            r->first_ms = now_ms() - r->t0;
+            r->first_ms = bench_now_ms() - r->t0;
         append(r, ev->text, ev->text_len);
     } else if (ev->type == GEN_EVENT_DONE) {
         r->tokens = ev->usage->generated_tokens;
@@ -721,7 +703,7 @@ static int local_generate(struct local *l, int n, struct gen_result *r)
                        .max_tokens = n};
     char err[256];
     int id;
-    r->t0 = now_ms();
+    r->t0 = bench_now_ms();
     int rc = batcher_add(l->b, &req, on_local_event, r, &id, err, sizeof(err));
     if (rc) {
         fprintf(stderr, "bench-protocol: %s\n", err);
@@ -729,7 +711,7 @@ static int local_generate(struct local *l, int n, struct gen_result *r)
     }
     while (batcher_step(l->b) > 0)
         ;
-    r->wall_ms = now_ms() - r->t0;
+    r->wall_ms = bench_now_ms() - r->t0;
     return r->done ? 0 : -EPROTO;
 }
 
@@ -832,14 +814,14 @@ static int bench_streaming(const struct opts *o, const char *socket, const struc
             s->same_text = false;
     }
     if (rc == 0) {
-        s->d_wall = median(dw, o->runs);
-        s->d_decode = median(dd, o->runs);
-        s->d_first = median(df, o->runs);
-        s->d_outside = median(dout, o->runs);
-        s->l_outside = median(lout, o->runs);
-        s->l_wall = median(lw, o->runs);
-        s->l_decode = median(ld, o->runs);
-        s->l_first = median(lf, o->runs);
+        s->d_wall = bench_median(dw, o->runs);
+        s->d_decode = bench_median(dd, o->runs);
+        s->d_first = bench_median(df, o->runs);
+        s->d_outside = bench_median(dout, o->runs);
+        s->l_outside = bench_median(lout, o->runs);
+        s->l_wall = bench_median(lw, o->runs);
+        s->l_decode = bench_median(ld, o->runs);
+        s->l_first = bench_median(lf, o->runs);
         s->replies = wire.replies;
         s->wire_in = wire.wire_in;
         s->wire_out = wire.wire_out;

@@ -40,6 +40,7 @@
 #include <unistd.h>
 
 #include "bitnet/client.h"
+#include "bench/bench_stats.h"
 
 #define MAX_CONNECTIONS 1000
 #define MAX_ERROR_KINDS 24
@@ -134,13 +135,6 @@ static long jobs_per_uid = -1;
 static const char *const prompts[] = {"Once upon a time", "The quick brown fox jumps over",
                                       "In the beginning", "Ternary weights are", "A daemon serves"};
 
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 static void sleep_ms(double ms)
 {
     struct timespec ts = {(time_t)(ms / 1e3), (long)(ms * 1e6) % 1000000000L};
@@ -170,12 +164,6 @@ static void samples_merge(struct samples *into, const struct samples *from)
 {
     for (size_t i = 0; i < from->n; i++)
         samples_add(into, from->v[i]);
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
 }
 
 /* The q-quantile of sorted values (nearest rank); 0 when empty. */
@@ -270,7 +258,7 @@ static void cancel_job(struct tally *t, enum call_kind kind, long job)
 {
     char params[64];
     snprintf(params, sizeof(params), "{\"job\":%ld}", job);
-    double t0 = now_ms();
+    double t0 = bench_now_ms();
     bitnet_client *c;
     int rc = bitnet_client_connect(O.socket, &c);
     if (rc) {
@@ -280,7 +268,7 @@ static void cancel_job(struct tally *t, enum call_kind kind, long job)
     }
     char *reply = NULL;
     rc = bitnet_client_call(c, "io.bitnetd.Inference.Cancel", params, &reply);
-    tally_result(t, kind, rc, c, now_ms() - t0, true);
+    tally_result(t, kind, rc, c, bench_now_ms() - t0, true);
     bitnet_client_free(reply);
     bitnet_client_close(c);
 }
@@ -317,7 +305,7 @@ static int gen_reply(const char *parameters, int continues, void *user)
         }
     } else if (continues) {
         if (json_is_string(json_object_get(p, "text")) && g->t_text == 0)
-            g->t_text = now_ms();
+            g->t_text = bench_now_ms();
         if (g->cancel_after && !g->cancel_sent && g->replies - 1 >= g->cancel_after) {
             g->cancel_sent = true;
             cancel_job(&g->w->t, CALL_CANCEL, g->job);
@@ -334,7 +322,7 @@ static int gen_reply(const char *parameters, int continues, void *user)
             g->tokens = (long)json_integer_value(gen);
         }
         if (json_is_string(json_object_get(p, "text")) && g->t_text == 0)
-            g->t_text = now_ms();
+            g->t_text = bench_now_ms();
         g->final = true;
     }
     json_decref(p);
@@ -392,9 +380,9 @@ static bool run_generate(struct worker *w, bitnet_client *c, enum call_kind kind
         g.cancel_after = 1 + (int)(next_rand(&w->rng) % 4);
     long closed_at_send = atomic_load(&gen_closed);
     atomic_fetch_add(&gen_sent, 1);
-    g.t0 = now_ms();
+    g.t0 = bench_now_ms();
     int rc = bitnet_client_call_more(c, "io.bitnetd.Inference.Generate", text, gen_reply, &g);
-    double ms = now_ms() - g.t0;
+    double ms = bench_now_ms() - g.t0;
     atomic_fetch_add(&gen_closed, 1);
     atomic_store(&w->job, 0);
     free(text);
@@ -450,9 +438,9 @@ static bool run_query(struct worker *w, bitnet_client *c, enum call_kind kind, b
         free(s);
     }
     char *reply = NULL;
-    double t0 = now_ms();
+    double t0 = bench_now_ms();
     int rc = bitnet_client_call(c, method, params, &reply);
-    bool usable = tally_result(&w->t, kind, rc, c, now_ms() - t0, first);
+    bool usable = tally_result(&w->t, kind, rc, c, bench_now_ms() - t0, first);
     bitnet_client_free(reply);
     return usable;
 }
@@ -611,12 +599,12 @@ static int daemon_info_once(struct daemon_info *d, char *err, size_t err_len)
 /* Waits (at most --grace seconds) until the model under load is ready. */
 static int daemon_info(struct daemon_info *d, char *err, size_t err_len)
 {
-    double give_up = now_ms() + O.grace * 1e3;
+    double give_up = bench_now_ms() + O.grace * 1e3;
     for (;;) {
         int rc = daemon_info_once(d, err, err_len);
         if (rc <= 0)
             return rc;
-        if (now_ms() > give_up) {
+        if (bench_now_ms() > give_up) {
             snprintf(err, err_len, "model %s still loading after %.0f s", d->model, O.grace);
             return -ETIMEDOUT;
         }
@@ -797,9 +785,9 @@ static void report(FILE *f, struct tally *t, const struct run *r)
         lost += t->lost[k];
         /* qsort wants a valid pointer even for no elements. */
         if (t->latency[k].n)
-            qsort(t->latency[k].v, t->latency[k].n, sizeof(double), cmp_double);
+            qsort(t->latency[k].v, t->latency[k].n, sizeof(double), bench_cmp_double);
         if (t->ttft[k].n)
-            qsort(t->ttft[k].v, t->ttft[k].n, sizeof(double), cmp_double);
+            qsort(t->ttft[k].v, t->ttft[k].n, sizeof(double), bench_cmp_double);
     }
     fprintf(f, "# bitnet-load%s%s\n\n", O.label ? ": " : "", O.label ? O.label : "");
     fprintf(f,
@@ -935,9 +923,9 @@ static int write_tsv(const char *path, const struct tally *t, const struct run *
         tsv_quantiles(f, name, &t->latency[k], call_kind_generates(k) ? &t->ttft[k] : NULL);
     }
     if (gl.n)
-        qsort(gl.v, gl.n, sizeof(double), cmp_double);
+        qsort(gl.v, gl.n, sizeof(double), bench_cmp_double);
     if (gx.n)
-        qsort(gx.v, gx.n, sizeof(double), cmp_double);
+        qsort(gx.v, gx.n, sizeof(double), bench_cmp_double);
     tsv_quantiles(f, "Generate (all)", &gl, &gx);
     free(gl.v);
     free(gx.v);
@@ -979,7 +967,7 @@ int main(int argc, char **argv)
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, WORKER_STACK);
-    double t0 = now_ms();
+    double t0 = bench_now_ms();
     for (int i = 0; i < O.connections; i++) {
         struct worker *w = &ws[i];
         w->generates = i < O.generations;
@@ -998,28 +986,28 @@ int main(int argc, char **argv)
     /* Sample the daemon while the run lasts. */
     struct tally main_t = {.queue_full_bound_min = -1};
     double end = t0 + O.seconds * 1e3;
-    while (now_ms() < end) {
+    while (bench_now_ms() < end) {
         if (r.have_proc && r.n_rss < MAX_RSS_SAMPLES && proc_sample(r.d.pid, &r.rss[r.n_rss]) == 0)
-            r.rss[r.n_rss++].t = (now_ms() - t0) / 1e3;
-        double left = end - now_ms();
+            r.rss[r.n_rss++].t = (bench_now_ms() - t0) / 1e3;
+        double left = end - bench_now_ms();
         struct timespec ts = {0, (long)((left < 500 ? (left > 0 ? left : 0) : 500) * 1e6)};
         nanosleep(&ts, NULL);
     }
     atomic_store(&stop_flag, 1);
 
     /* Cancel what still runs, until every worker is done or the grace ends. */
-    double give_up = now_ms() + O.grace * 1e3;
+    double give_up = bench_now_ms() + O.grace * 1e3;
     for (;;) {
         int running = 0;
         for (int i = 0; i < O.connections; i++)
             running += !atomic_load(&ws[i].state);
-        if (!running || now_ms() > give_up)
+        if (!running || bench_now_ms() > give_up)
             break;
         drain(ws, O.connections, last_cancelled, &main_t);
         struct timespec ts = {0, 50 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
-    r.elapsed_s = (now_ms() - t0) / 1e3;
+    r.elapsed_s = (bench_now_ms() - t0) / 1e3;
 
     struct tally all = {.queue_full_bound_min = -1};
     for (int i = 0; i < O.connections; i++) {
