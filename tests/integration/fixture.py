@@ -19,6 +19,19 @@ import tempfile
 GUARD_SECONDS = 60
 
 
+def tiny_model_dir(mkmodel, prefix, seed, *extra):
+    """A new temporary directory holding tiny.gguf, a tiny bitnet-b1.58 I2_S
+    model written by bitnet-mkmodel with this seed (and extra flags).
+    Returns (directory, model path); the directory is world-readable, for
+    the tests that connect as another user. The caller removes it."""
+    d = tempfile.mkdtemp(prefix=prefix)
+    os.chmod(d, 0o755)
+    model = os.path.join(d, "tiny.gguf")
+    subprocess.run([mkmodel, "--arch", "bitnet-b1.58", "--preset", "tiny", "--type", "i2s",
+                    "--seed", str(seed), *extra, "-o", model], check=True, capture_output=True)
+    return d, model
+
+
 class Daemon:
     def __init__(self, bitnetd, config="", args=(), env=None, start=True):
         self.bitnetd = bitnetd

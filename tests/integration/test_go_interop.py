@@ -28,13 +28,12 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import unittest
 
 sys.dont_write_bytecode = True  # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import varlink_grammar  # noqa: E402
-from fixture import GUARD_SECONDS, Daemon  # noqa: E402
+from fixture import GUARD_SECONDS, Daemon, tiny_model_dir  # noqa: E402
 
 SKIP = 77
 GOPATH = "/usr/share/gocode"  # where Debian's golang-*-dev packages put their source
@@ -64,11 +63,7 @@ def build():
 class GoInterop(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.dir = tempfile.mkdtemp(prefix="bitnetd-go-")
-        os.chmod(cls.dir, 0o755)
-        cls.model = os.path.join(cls.dir, "tiny.gguf")
-        subprocess.run([MKMODEL, "--arch", "bitnet-b1.58", "--preset", "tiny", "--type", "i2s",
-                        "--seed", "5", "-o", cls.model], check=True, capture_output=True)
+        cls.dir, cls.model = tiny_model_dir(MKMODEL, "bitnetd-go-", 5)
         cls.d = Daemon(BITNETD, args=["--threads", "1", "--model", cls.model])
 
     @classmethod

@@ -18,14 +18,12 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
-import tempfile
 import unittest
 
 sys.dont_write_bytecode = True  # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fixture import Conn, Daemon  # noqa: E402
+from fixture import Conn, Daemon, tiny_model_dir  # noqa: E402
 
 BITNETD = DOC = MKMODEL = None
 
@@ -56,11 +54,7 @@ def is_text_reply(msg):
 class ProtocolDoc(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.dir = tempfile.mkdtemp(prefix="bitnetd-doc-")
-        os.chmod(cls.dir, 0o755)
-        cls.model = os.path.join(cls.dir, "tiny.gguf")
-        subprocess.run([MKMODEL, "--arch", "bitnet-b1.58", "--preset", "tiny", "--type", "i2s",
-                        "--seed", "1", "-o", cls.model], check=True, capture_output=True)
+        cls.dir, cls.model = tiny_model_dir(MKMODEL, "bitnetd-doc-", 1)
         with open(DOC) as f:
             cls.text = f.read()
 

@@ -15,12 +15,11 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import unittest
 
 sys.dont_write_bytecode = True  # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fixture import GUARD_SECONDS, Conn, Daemon  # noqa: E402
+from fixture import GUARD_SECONDS, Conn, Daemon, tiny_model_dir  # noqa: E402
 
 BITNETD = MKMODEL = BITNET_RUN = CLIENT = None
 
@@ -46,11 +45,7 @@ def raw_pieces(d, prompt, n):
 class PythonExample(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.dir = tempfile.mkdtemp(prefix="bitnetd-pyex-")
-        os.chmod(cls.dir, 0o755)
-        cls.model = os.path.join(cls.dir, "tiny.gguf")
-        subprocess.run([MKMODEL, "--arch", "bitnet-b1.58", "--preset", "tiny", "--type", "i2s",
-                        "--seed", "3", "-o", cls.model], check=True, capture_output=True)
+        cls.dir, cls.model = tiny_model_dir(MKMODEL, "bitnetd-pyex-", 3)
         cls.d = Daemon(BITNETD, args=["--threads", "1", "--model", cls.model])
 
     @classmethod

@@ -26,14 +26,13 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import unittest
 
 sys.dont_write_bytecode = True  # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fixture import GUARD_SECONDS, Conn, Daemon  # noqa: E402
+from fixture import GUARD_SECONDS, Conn, Daemon, tiny_model_dir  # noqa: E402
 
 BITNETD = MKMODEL = BITNET_RUN = None
 OUTPUT_BUFFER = 4096  # the smallest max_output_buffer bitnetd accepts
@@ -71,12 +70,7 @@ def poll(predicate):
 class SlowReader(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.dir = tempfile.mkdtemp(prefix="bitnetd-slow-")
-        os.chmod(cls.dir, 0o755)
-        cls.model = os.path.join(cls.dir, "tiny.gguf")
-        subprocess.run([MKMODEL, "--arch", "bitnet-b1.58", "--preset", "tiny", "--type", "i2s",
-                        "--seed", "4", "--n-ctx", "4096", "-o", cls.model], check=True,
-                       capture_output=True)
+        cls.dir, cls.model = tiny_model_dir(MKMODEL, "bitnetd-slow-", 4, "--n-ctx", "4096")
 
     @classmethod
     def tearDownClass(cls):
