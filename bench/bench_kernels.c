@@ -565,7 +565,7 @@ int main(int argc, char **argv)
     fill_random((uint8_t *)bw, words * 8, 99);
     double bw_gbs[MAX_THREADS + 1] = {0};
     for (int th = 1; th <= MAX_THREADS; th++) {
-        double v[16];
+        double v[16] = {0}; /* reps >= 1 fills it; cppcheck cannot tell */
         int reps = o.repeats < 16 ? o.repeats : 16;
         for (int i = 0; i < reps; i++)
             v[i] = bandwidth_once(bw, words, th);
