@@ -4,33 +4,6 @@
 
 #include "engine/fmat.h"
 
-/*
- * One weight row against NT activation rows: each 16-wide chunk of weights
- * is loaded (and converted) once and multiplied into NT accumulators, so a
- * batch of up to 16 rows costs one pass over the weights. NT is a constant
- * at every call site, which lets the compiler keep the accumulators in
- * registers.
- */
-static inline __attribute__((always_inline)) void
-row_f16(const uint16_t *row, long k_len, const float *x, int nt, float *y, long y_stride)
-{
-    __m512 acc[16];
-    for (int j = 0; j < nt; j++)
-        acc[j] = _mm512_setzero_ps();
-    long k = 0;
-    for (; k + 16 <= k_len; k += 16) {
-        __m512 wv = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(row + k)));
-        for (int j = 0; j < nt; j++)
-            acc[j] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(x + (long)j * k_len + k), acc[j]);
-    }
-    for (int j = 0; j < nt; j++) {
-        float s = _mm512_reduce_add_ps(acc[j]);
-        for (long kk = k; kk < k_len; kk++)
-            s += _cvtsh_ss(row[kk]) * x[(long)j * k_len + kk];
-        y[(long)j * y_stride] = s;
-    }
-}
-
 static inline __attribute__((always_inline)) void
 row_f32(const float *row, long k_len, const float *x, int nt, float *y, long y_stride)
 {
@@ -51,34 +24,123 @@ row_f32(const float *row, long k_len, const float *x, int nt, float *y, long y_s
     }
 }
 
+/*
+ * Several weight rows against several activation rows (the batched head: a
+ * step that decodes 8 sequences multiplies every vocabulary row by 8
+ * activation rows). A tile of R weight rows x T activation rows keeps its
+ * R*T accumulators in registers, so each weight load serves T activation
+ * rows and each activation load R weight rows (one row at a time needs T + 1
+ * loads for T multiply-adds, and stalls on them). The R rows come from R
+ * separate stretches of the range (wr elements apart), each a sequential
+ * stream the prefetcher follows, and a software prefetch runs one kilobyte
+ * ahead in each. Every (row, activation) pair is summed in the same order
+ * whatever R and T are, so a row's result does not depend on the batch
+ * around it: a sequence decodes the same alone and in a batch.
+ */
+#define F16_PREFETCH 512 /* elements ahead of the loads, in each row */
+
+static inline __attribute__((always_inline)) void tile_f16(const uint16_t *w, long wr, long yr,
+                                                           long k_len, const float *x, const int R,
+                                                           const int T, float *y, long y_stride)
+{
+    __m512 acc[4][8];
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < T; t++)
+            acc[r][t] = _mm512_setzero_ps();
+    long k = 0;
+    for (; k + 16 <= k_len; k += 16) {
+        __m512 wv[4];
+        for (int r = 0; r < R; r++) {
+            if (R * T > 1) /* one row alone streams fine without */
+                _mm_prefetch((const char *)(w + r * wr + k + F16_PREFETCH), _MM_HINT_T0);
+            wv[r] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(w + r * wr + k)));
+        }
+        for (int t = 0; t < T; t++) {
+            __m512 xv = _mm512_loadu_ps(x + (long)t * k_len + k);
+            for (int r = 0; r < R; r++)
+                acc[r][t] = _mm512_fmadd_ps(wv[r], xv, acc[r][t]);
+        }
+    }
+    for (int r = 0; r < R; r++) {
+        for (int t = 0; t < T; t++) {
+            float s = _mm512_reduce_add_ps(acc[r][t]);
+            for (long kk = k; kk < k_len; kk++)
+                s += _cvtsh_ss(w[r * wr + kk]) * x[(long)t * k_len + kk];
+            y[(long)t * y_stride + r * yr] = s;
+        }
+    }
+}
+
+/* Weight rows per tile for T activation rows: what the 32 registers hold
+ * next to the R*T accumulators (3 x 8 and 4 x 4 measured fastest here). */
+#define F16_ROWS(T) ((T) > 4 ? 3 : 4)
+
+typedef void (*f16_tile_fn)(const uint16_t *w, long wr, long yr, long k_len, const float *x,
+                            float *y, long y_stride);
+
+#define F16_TILES(T)                                                                               \
+    static void f16_wide_##T(const uint16_t *w, long wr, long yr, long k_len, const float *x,      \
+                             float *y, long y_stride)                                              \
+    {                                                                                              \
+        tile_f16(w, wr, yr, k_len, x, F16_ROWS(T), T, y, y_stride);                                \
+    }                                                                                              \
+    static void f16_one_##T(const uint16_t *w, long wr, long yr, long k_len, const float *x,       \
+                            float *y, long y_stride)                                               \
+    {                                                                                              \
+        tile_f16(w, wr, yr, k_len, x, 1, T, y, y_stride);                                          \
+    }
+F16_TILES(1)
+F16_TILES(2)
+F16_TILES(3)
+F16_TILES(4)
+F16_TILES(5)
+F16_TILES(6)
+F16_TILES(7)
+F16_TILES(8)
+
+/* Indexed by the number of activation rows, 1..8. */
+static const f16_tile_fn f16_wide[9] = {
+    NULL,       f16_wide_1, f16_wide_2, f16_wide_3, f16_wide_4,
+    f16_wide_5, f16_wide_6, f16_wide_7, f16_wide_8,
+};
+static const f16_tile_fn f16_one[9] = {
+    NULL, f16_one_1, f16_one_2, f16_one_3, f16_one_4, f16_one_5, f16_one_6, f16_one_7, f16_one_8,
+};
+
+/* rows weight rows (wr elements apart; their outputs yr apart) through
+ * every group of up to 8 activation rows, while they are still in cache. */
+static void f16_rows(const uint16_t *w, long wr, long yr, int rows, long k_len, const float *x,
+                     int n_act, float *y, long y_stride)
+{
+    for (int t0 = 0; t0 < n_act; t0 += 8) {
+        const int nt = n_act - t0 < 8 ? n_act - t0 : 8;
+        const float *xt = x + (long)t0 * k_len;
+        float *yt = y + (long)t0 * y_stride;
+        if (rows == F16_ROWS(nt)) {
+            f16_wide[nt](w, wr, yr, k_len, xt, yt, y_stride);
+            continue;
+        }
+        for (int i = 0; i < rows; i++)
+            f16_one[nt](w + i * wr, 0, 0, k_len, xt, yt + i * yr, y_stride);
+    }
+}
+
 static void f16_avx512(const uint16_t *w, long w_stride, long n_rows, long k_len, const float *x,
                        int n_act, float *y, long y_stride)
 {
-    for (int t0 = 0; t0 < n_act; t0 += 16) {
-        int nt = n_act - t0 < 16 ? n_act - t0 : 16;
-        const float *xt = x + (long)t0 * k_len;
-        float *yt = y + (long)t0 * y_stride;
-        for (long r = 0; r < n_rows; r++) {
-            const uint16_t *row = w + r * w_stride;
-            switch (nt) {
-            case 16:
-                row_f16(row, k_len, xt, 16, yt + r, y_stride);
-                break;
-            case 8:
-                row_f16(row, k_len, xt, 8, yt + r, y_stride);
-                break;
-            case 4:
-                row_f16(row, k_len, xt, 4, yt + r, y_stride);
-                break;
-            case 1:
-                row_f16(row, k_len, xt, 1, yt + r, y_stride);
-                break;
-            default:
-                row_f16(row, k_len, xt, nt, yt + r, y_stride);
-                break;
-            }
-        }
+    if (n_act == 1) {
+        /* One sequence decoding: one row at a time streams at memory speed
+         * (several separate row streams would not be faster here). */
+        for (long r = 0; r < n_rows; r++)
+            f16_one_1(w + r * w_stride, 0, 0, k_len, x, y + r, y_stride);
+        return;
     }
+    const int rows = F16_ROWS(n_act < 8 ? n_act : 8);
+    const long q = n_rows / rows;
+    for (long r = 0; r < q; r++)
+        f16_rows(w + r * w_stride, q * w_stride, q, rows, k_len, x, n_act, y + r, y_stride);
+    for (long r = q * rows; r < n_rows; r++)
+        f16_rows(w + r * w_stride, 0, 0, 1, k_len, x, n_act, y + r, y_stride);
 }
 
 static void f32_avx512(const float *w, long w_stride, long n_rows, long k_len, const float *x,

@@ -138,6 +138,88 @@ START_TEST(every_fmat_agrees_with_scalar)
 }
 END_TEST
 
+/* Every implementation, every weight type: a row's result against one
+ * activation row is bit-identical whether that row is computed alone or in a
+ * batch of any size (the tiled batched paths sum each pair in the one-row
+ * order), for row counts that do and do not fill the tiles, and row lengths
+ * with and without a tail. */
+START_TEST(fmat_batched_rows_equal_single_rows)
+{
+    int n;
+    const struct fmat_ops *const *all = fmat_all(&n);
+    const long ks[] = {64, 80, 67};
+    const long rows_max = 14;
+    const int t_max = 19;
+    const long k_max = 80;
+    uint16_t *wh = malloc(sizeof(uint16_t) * rows_max * k_max);
+    float *wf = malloc(sizeof(float) * rows_max * k_max);
+    uint8_t *wq = malloc((size_t)rows_max * (k_max / 32 + 1) * FMAT_Q8_0_BYTES);
+    float *x = malloc(sizeof(float) * t_max * k_max);
+    float *got = malloc(sizeof(float) * t_max * rows_max);
+    float *one = malloc(sizeof(float) * rows_max);
+    unsigned seed = 12345;
+    for (long i = 0; i < rows_max * k_max; i++) {
+        seed = seed * 1103515245u + 12345u;
+        wf[i] = (float)((seed >> 16) % 2001) / 1000.0f - 1.0f;
+        wh[i] = (uint16_t)(0x3000 + (seed >> 20) % 0x0c00) | (uint16_t)((seed >> 8 & 1) << 15);
+    }
+    for (long i = 0; i < t_max * k_max; i++) {
+        seed = seed * 1103515245u + 12345u;
+        x[i] = (float)((seed >> 16) % 2001) / 500.0f - 2.0f;
+    }
+    for (int i = 0; i < n; i++) {
+        const struct fmat_ops *f = all[i];
+        if (!fmat_supported(f))
+            continue;
+        for (size_t ki = 0; ki < sizeof(ks) / sizeof(ks[0]); ki++) {
+            const long k = ks[ki];
+            const long q_row = (k / 32) * FMAT_Q8_0_BYTES;
+            if (k % 32 == 0)
+                for (long r = 0; r < rows_max; r++)
+                    fmat_quantize_q8_0(wf + r * k, k, wq + r * q_row);
+            for (long rows = 1; rows <= rows_max; rows++) {
+                for (int t = 1; t <= t_max; t++) {
+                    for (int type = 0; type < 3; type++) {
+                        if (type == 2 && k % 32 != 0)
+                            continue;
+                        if (type == 0)
+                            f->f16(wh, k, rows, k, x, t, got, rows);
+                        else if (type == 1)
+                            f->f32(wf, k, rows, k, x, t, got, rows);
+                        else
+                            f->q8_0(wq, q_row, rows, k, x, t, got, rows);
+                        for (int j = 0; j < t; j++) {
+                            const float *xj = x + (long)j * k;
+                            if (type == 0)
+                                f->f16(wh, k, rows, k, xj, 1, one, rows);
+                            else if (type == 1)
+                                f->f32(wf, k, rows, k, xj, 1, one, rows);
+                            else
+                                f->q8_0(wq, q_row, rows, k, xj, 1, one, rows);
+                            ck_assert_msg(memcmp(one, got + (long)j * rows,
+                                                 sizeof(float) * (size_t)rows) == 0,
+                                          "fmat.%s %s: k=%ld rows=%ld batch=%d: activation row "
+                                          "%d differs from its one-row result",
+                                          f->name,
+                                          type == 0   ? "f16"
+                                          : type == 1 ? "f32"
+                                                      : "q8_0",
+                                          k, rows, t, j);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    free(wh);
+    free(wf);
+    free(wq);
+    free(x);
+    free(got);
+    free(one);
+}
+END_TEST
+
 START_TEST(greedy_sampler_is_argmax)
 {
     sampler_params p = sampler_params_default();
@@ -208,6 +290,7 @@ int main(void)
     tcase_add_test(tc, pool_split_covers_the_range);
     tcase_add_test(tc, rmsnorm_softmax_and_rope);
     tcase_add_test(tc, every_fmat_agrees_with_scalar);
+    tcase_add_test(tc, fmat_batched_rows_equal_single_rows);
     tcase_add_test(tc, greedy_sampler_is_argmax);
     tcase_add_test(tc, seeded_sampling_is_reproducible_and_follows_top_k);
     tcase_add_test(tc, repeat_penalty_lowers_seen_tokens);
