@@ -27,12 +27,12 @@ void op_softmax(float *x, int n);
 
 /* g = silu(g) * u and g = relu(g)^2 * u, elementwise over n. */
 void op_silu_mul(float *g, const float *u, int n);
-void op_relu2_mul(float *g, const float *u, int n);
+void op_relu2_mul(float *restrict g, const float *restrict u, int n);
 
 float op_dot_f32(const float *a, const float *b, int n);
 
 /* y += a * x over n. */
-void op_axpy(float *y, float a, const float *x, int n);
+void op_axpy(float *restrict y, float a, const float *restrict x, int n);
 
 /*
  * One query head against a KV cache: out[head_dim] = softmax(q.K^T * scale)
