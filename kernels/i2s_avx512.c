@@ -21,8 +21,10 @@
 
 #include "kernels/i2s.h"
 
-#define MAX_R 4
-#define MAX_T 4
+#define MAX_R          4
+#define MAX_T          4
+#define GROUP          16   /* wide tiles per pass over the activation tiles */
+#define PREFETCH_BYTES 1024 /* ahead of the weight loads, in each row */
 
 #define ALWAYS_INLINE inline __attribute__((always_inline))
 
@@ -105,6 +107,10 @@ static ALWAYS_INLINE void tile(const bitnet_matmul_args *a, int64_t r0, int64_t 
     for (int64_t c = 0; c < nc; c++) {
         __m512i hi[MAX_R], lo[MAX_R];
         for (int r = 0; r < R; r++) {
+            /* With several activation rows the tile is compute-bound and the
+             * hardware prefetcher falls behind its slow streams. */
+            if (T > 1)
+                _mm_prefetch((const char *)(w[r] + 64 * c + PREFETCH_BYTES), _MM_HINT_T0);
             __m512i wv = _mm512_loadu_si512((const void *)(w[r] + 64 * c));
             lo[r] = _mm512_and_si512(wv, m0f);
             hi[r] = _mm512_and_si512(_mm512_srli_epi16(wv, 4), m0f);
@@ -218,13 +224,19 @@ void i2s_avx512_matmul_path(const bitnet_matmul_args *a, bool vnni)
      * range, so that each one is a long sequential stream for the hardware
      * prefetcher (interleaving neighbouring rows halves the DRAM rate). */
     int64_t q = a->n_rows / ts->rows;
-    for (int64_t r = 0; r < q; r++) {
+    /* Groups of GROUP wide tiles go through every activation tile in turn:
+     * the group's weights (GROUP * rows rows) stay in L2 between activation
+     * tiles, and each activation tile in L1 across the group. */
+    for (int64_t g = 0; g < q; g += GROUP) {
+        int64_t g_end = g + GROUP < q ? g + GROUP : q;
         for (int t0 = 0; t0 < a->n_act; t0 += MAX_T) {
-            if (a->n_act - t0 >= MAX_T || a->n_act < MAX_T) {
-                ts->wide(a, r, q, t0);
-            } else {
-                for (int i = 0; i < ts->rows; i++)
-                    ts_last->one(a, r + i * q, 0, t0);
+            for (int64_t r = g; r < g_end; r++) {
+                if (a->n_act - t0 >= MAX_T || a->n_act < MAX_T) {
+                    ts->wide(a, r, q, t0);
+                } else {
+                    for (int i = 0; i < ts->rows; i++)
+                        ts_last->one(a, r + i * q, 0, t0);
+                }
             }
         }
     }
