@@ -13,8 +13,11 @@
  * For each kernel, shape, thread count and batch (activation rows per call)
  * it prints the median time per call over several repeats, the weight bytes
  * streamed per second, that rate as a fraction of the measured bandwidth,
- * and the time relative to one activation row. With --out the same table
- * goes to a markdown file.
+ * and the time relative to one activation row. Batched calls stop being
+ * memory-bound: so on CPUs with AVX512_VNNI the bench also measures the
+ * machine's int8 multiply-add peak (independent vpdpbusd chains, 64 MACs
+ * each, on every thread) and reports each result's MACs per second as a
+ * fraction of it. With --out the same table goes to a markdown file.
  *
  * Threads split the weight rows of each call and meet at a spin barrier
  * after it, as the engine's compute pool does. All configurations of a
@@ -33,12 +36,17 @@
 #include <string.h>
 #include <time.h>
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 #include "bitnet/kernels.h"
 #include "bitnet/quant.h"
 
+#include "bench/bench_stats.h"
+
 #ifdef BENCH_HAVE_GGML_REF
 #include "tests/support/ggml_ref.h"
-#include "bench/bench_stats.h"
 #endif
 
 #define MAX_THREADS 2
@@ -230,6 +238,81 @@ static double bandwidth_once(const uint64_t *buf, size_t words, int n_threads)
         sink += jobs[i].sum;
     (void)sink;
     return (double)(per * (size_t)n_threads * 8) / (jobs[0].t1 - jobs[0].t0) / 1e9;
+}
+
+/* ---- int8 multiply-add peak ------------------------------------------------ */
+
+struct peak_job {
+    long iters;
+    struct spin_barrier *bar;
+    double gmacs; /* this thread's rate */
+};
+
+#if defined(__x86_64__)
+/* Twelve independent vpdpbusd chains, enough to cover the instruction's
+ * latency; the empty volatile asm keeps each chain in its register and
+ * stops the compiler from folding or dropping it. */
+#define PEAK_STEP(a)                                                                               \
+    do {                                                                                           \
+        a = _mm512_dpbusd_epi32(a, b, c);                                                          \
+        __asm__ volatile("" : "+v"(a));                                                            \
+    } while (0)
+__attribute__((target("avx512f,avx512vnni"))) static void *peak_thread(void *arg)
+{
+    struct peak_job *j = arg;
+    int sense = 0;
+    __m512i b = _mm512_set1_epi8(3), c = _mm512_set1_epi8(5);
+    __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0;
+    __m512i a6 = a0, a7 = a0, a8 = a0, a9 = a0, a10 = a0, a11 = a0;
+    barrier_wait(j->bar, &sense);
+    double t0 = now_seconds();
+    for (long i = 0; i < j->iters; i++) {
+        PEAK_STEP(a0);
+        PEAK_STEP(a1);
+        PEAK_STEP(a2);
+        PEAK_STEP(a3);
+        PEAK_STEP(a4);
+        PEAK_STEP(a5);
+        PEAK_STEP(a6);
+        PEAK_STEP(a7);
+        PEAK_STEP(a8);
+        PEAK_STEP(a9);
+        PEAK_STEP(a10);
+        PEAK_STEP(a11);
+    }
+    double t = now_seconds() - t0;
+    j->gmacs = (double)j->iters * 12 * 64 / t / 1e9;
+    return NULL;
+}
+#endif
+
+/* The int8 multiply-add rate of n_threads threads together (GMAC/s), or 0
+ * where it is not measured (no AVX512_VNNI). */
+static double int8_peak_gmacs(const bitnet_cpu_features *cpu, int n_threads)
+{
+#if defined(__x86_64__)
+    if (!cpu->avx512_vnni || cpu->active < BITNET_SIMD_AVX512)
+        return 0.0;
+    struct spin_barrier bar = {0, 0, n_threads};
+    struct peak_job jobs[MAX_THREADS];
+    pthread_t th[MAX_THREADS];
+    for (int i = 0; i < n_threads; i++) {
+        jobs[i] = (struct peak_job){20000000, &bar, 0.0};
+        if (i)
+            pthread_create(&th[i], NULL, peak_thread, &jobs[i]);
+    }
+    peak_thread(&jobs[0]);
+    double sum = jobs[0].gmacs;
+    for (int i = 1; i < n_threads; i++) {
+        pthread_join(th[i], NULL);
+        sum += jobs[i].gmacs;
+    }
+    return sum;
+#else
+    (void)cpu;
+    (void)n_threads;
+    return 0.0;
+#endif
 }
 
 /* ---- engines: our kernels and llama.cpp's TQ2_0 ------------------------------ */
@@ -429,6 +512,7 @@ struct result {
     double gbs;       /* weight bytes per second / 1e9 */
     double bw_frac;   /* gbs / measured bandwidth at this thread count */
     double vs_single; /* us / us at batch 1 */
+    double peak_frac; /* multiply-adds per second / int8 peak; 0 if not measured */
 };
 
 static struct result results[MAX_RESULTS];
@@ -510,14 +594,16 @@ static int collect_engines(const struct options *o, struct engine *es)
 
 static void print_row(FILE *f, const struct result *x, bool md)
 {
-    char shape[32];
+    char shape[32], peak[16] = "-";
     snprintf(shape, sizeof(shape), "%" PRId64 "x%" PRId64, x->n_rows, x->k);
+    if (x->peak_frac > 0)
+        snprintf(peak, sizeof(peak), "%.0f%%", 100.0 * x->peak_frac);
     if (md)
-        fprintf(f, "| %s | %s | %d | %d | %.1f | %.2f | %.0f%% | %.2f |\n", x->e->name, shape,
-                x->threads, x->batch, x->us, x->gbs, 100.0 * x->bw_frac, x->vs_single);
+        fprintf(f, "| %s | %s | %d | %d | %.1f | %.2f | %.0f%% | %.2f | %s |\n", x->e->name, shape,
+                x->threads, x->batch, x->us, x->gbs, 100.0 * x->bw_frac, x->vs_single, peak);
     else
-        fprintf(f, "%-28s %-10s %3d %5d %10.1f %8.2f %6.0f%% %8.2f\n", x->e->name, shape,
-                x->threads, x->batch, x->us, x->gbs, 100.0 * x->bw_frac, x->vs_single);
+        fprintf(f, "%-28s %-10s %3d %5d %10.1f %8.2f %6.0f%% %8.2f %7s\n", x->e->name, shape,
+                x->threads, x->batch, x->us, x->gbs, 100.0 * x->bw_frac, x->vs_single, peak);
 }
 
 /* The results as tab-separated values with a header line, one row per
@@ -531,12 +617,12 @@ static int write_tsv(const char *path, const double *bw_gbs, int repeats)
         return -e;
     }
     fprintf(f, "kernel\trows\tk\tthreads\tbatch\tus_per_call\tgb_s\tbw_gb_s\tbw_frac\tvs_1row\t"
-               "repeats\n");
+               "repeats\tint8_peak_frac\n");
     for (int i = 0; i < n_results; i++) {
         const struct result *x = &results[i];
-        fprintf(f, "%s\t%" PRId64 "\t%" PRId64 "\t%d\t%d\t%.3f\t%.4f\t%.4f\t%.4f\t%.4f\t%d\n",
+        fprintf(f, "%s\t%" PRId64 "\t%" PRId64 "\t%d\t%d\t%.3f\t%.4f\t%.4f\t%.4f\t%.4f\t%d\t%.4f\n",
                 x->e->name, x->n_rows, x->k, x->threads, x->batch, x->us, x->gbs,
-                bw_gbs[x->threads], x->bw_frac, x->vs_single, repeats);
+                bw_gbs[x->threads], x->bw_frac, x->vs_single, repeats, x->peak_frac);
     }
     if (fclose(f)) {
         fprintf(stderr, "bench-kernels: cannot write %s: %s\n", path, strerror(errno));
@@ -574,6 +660,19 @@ int main(int argc, char **argv)
                th > 1 ? "s" : "", bw_gbs[th], reps, o.bw_bytes >> 20);
     }
     free(bw);
+    double peak_gmacs[MAX_THREADS + 1] = {0};
+    for (int th = 1; th <= MAX_THREADS; th++) {
+        double v[16] = {0};
+        int reps = o.repeats < 16 ? o.repeats : 16;
+        for (int i = 0; i < reps; i++)
+            v[i] = int8_peak_gmacs(cpu, th);
+        peak_gmacs[th] = bench_median(v, reps);
+        if (peak_gmacs[th] > 0)
+            printf("int8 multiply-add peak (vpdpbusd), %d thread%s: %.1f GMAC/s\n", th,
+                   th > 1 ? "s" : "", peak_gmacs[th]);
+    }
+    if (peak_gmacs[1] <= 0)
+        printf("int8 multiply-add peak: not measured (needs AVX512_VNNI)\n");
 
     struct engine engines[MAX_ENGINES];
     int n_engines = collect_engines(&o, engines);
@@ -602,8 +701,8 @@ int main(int argc, char **argv)
 
     fill_weights(wbuf, wbytes);
 
-    printf("\n%-28s %-10s %3s %5s %10s %8s %7s %8s\n", "kernel", "rows x k", "thr", "batch",
-           "us/call", "GB/s", "of bw", "vs 1 row");
+    printf("\n%-28s %-10s %3s %5s %10s %8s %7s %8s %7s\n", "kernel", "rows x k", "thr", "batch",
+           "us/call", "GB/s", "of bw", "vs 1 row", "of peak");
     for (size_t si = 0; si < sizeof(shapes) / sizeof(shapes[0]); si++) {
         int64_t n_rows = shapes[si][0], k = shapes[si][1];
         /* Every (engine, threads, batch) of this shape, calibrated once and
@@ -673,6 +772,8 @@ int main(int argc, char **argv)
                                                                 : c->r.mat_bytes;
             res->gbs = (double)counted / (res->us * 1e-6) / 1e9;
             res->bw_frac = res->gbs / bw_gbs[res->threads];
+            double gmacs = (double)n_rows * (double)k * res->batch / (res->us * 1e-6) / 1e9;
+            res->peak_frac = peak_gmacs[res->threads] > 0 ? gmacs / peak_gmacs[res->threads] : 0;
         }
         for (int i = first; i < n_results; i++) {
             struct result *res = &results[i];
@@ -743,13 +844,21 @@ int main(int argc, char **argv)
             cpu->avx512_vnni ? " + AVX512_VNNI" : "");
     for (int th = 1; th <= MAX_THREADS; th++)
         fprintf(f, "Read bandwidth, %d thread%s: %.2f GB/s.\n", th, th > 1 ? "s" : "", bw_gbs[th]);
+    for (int th = 1; th <= MAX_THREADS && peak_gmacs[th] > 0; th++)
+        fprintf(f, "int8 multiply-add peak (vpdpbusd), %d thread%s: %.1f GMAC/s.\n", th,
+                th > 1 ? "s" : "", peak_gmacs[th]);
     fprintf(f,
             "\nWeight working set %zu MiB per shape; median of %d repeats. GB/s counts weight "
             "bytes only.\n\n",
             o.ws_bytes >> 20, o.repeats);
     fprintf(f,
-            "| kernel | rows x k | threads | batch | us/call | GB/s | of bandwidth | vs 1 row |\n"
-            "| --- | --- | --- | --- | --- | --- | --- | --- |\n");
+            "\"of int8 peak\" is rows x k x batch multiply-adds per second against the peak above: "
+            "a batch of B rows needs B multiply-adds per weight, so once B is large the product is "
+            "bound by that peak, not by memory.\n\n"
+            "| kernel | rows x k | threads | batch | us/call | GB/s | of bandwidth | vs 1 row | of "
+            "int8 "
+            "peak |\n"
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
     for (int i = 0; i < n_results; i++)
         print_row(f, &results[i], true);
     if (sl)
