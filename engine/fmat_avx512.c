@@ -39,10 +39,13 @@ row_f32(const float *row, long k_len, const float *x, int nt, float *y, long y_s
  */
 #define F16_PREFETCH 512 /* elements ahead of the loads, in each row */
 
-static inline __attribute__((always_inline)) void tile_f16(const uint16_t *w, long wr, long yr,
-                                                           long k_len, const float *x, const int R,
-                                                           const int T, float *y, long y_stride)
+static inline __attribute__((always_inline)) void tile_f16(const uint8_t *wb, long wr_bytes,
+                                                           long yr, long k_len, const float *x,
+                                                           const int R, const int T, float *y,
+                                                           long y_stride)
 {
+    const uint16_t *w = (const uint16_t *)wb;
+    const long wr = wr_bytes / 2;
     __m512 acc[4][8];
     for (int r = 0; r < R; r++)
         for (int t = 0; t < T; t++)
@@ -71,76 +74,98 @@ static inline __attribute__((always_inline)) void tile_f16(const uint16_t *w, lo
     }
 }
 
-/* Weight rows per tile for T activation rows: what the 32 registers hold
- * next to the R*T accumulators (3 x 8 and 4 x 4 measured fastest here). */
-#define F16_ROWS(T) ((T) > 4 ? 3 : 4)
+/*
+ * The tile driver shared by the F16 and Q8_0 products. A tile function
+ * computes `rows` weight rows (wr bytes apart, their outputs yr apart) against
+ * T activation rows; each type has one per T = 1..8 at its widest row count
+ * and one per T for a single row.
+ */
+typedef void (*tile_fn)(const uint8_t *w, long wr, long yr, long k_len, const float *x, float *y,
+                        long y_stride);
 
-typedef void (*f16_tile_fn)(const uint16_t *w, long wr, long yr, long k_len, const float *x,
-                            float *y, long y_stride);
-
-#define F16_TILES(T)                                                                               \
-    static void f16_wide_##T(const uint16_t *w, long wr, long yr, long k_len, const float *x,      \
-                             float *y, long y_stride)                                              \
-    {                                                                                              \
-        tile_f16(w, wr, yr, k_len, x, F16_ROWS(T), T, y, y_stride);                                \
-    }                                                                                              \
-    static void f16_one_##T(const uint16_t *w, long wr, long yr, long k_len, const float *x,       \
-                            float *y, long y_stride)                                               \
-    {                                                                                              \
-        tile_f16(w, wr, yr, k_len, x, 1, T, y, y_stride);                                          \
-    }
-F16_TILES(1)
-F16_TILES(2)
-F16_TILES(3)
-F16_TILES(4)
-F16_TILES(5)
-F16_TILES(6)
-F16_TILES(7)
-F16_TILES(8)
-
-/* Indexed by the number of activation rows, 1..8. */
-static const f16_tile_fn f16_wide[9] = {
-    NULL,       f16_wide_1, f16_wide_2, f16_wide_3, f16_wide_4,
-    f16_wide_5, f16_wide_6, f16_wide_7, f16_wide_8,
-};
-static const f16_tile_fn f16_one[9] = {
-    NULL, f16_one_1, f16_one_2, f16_one_3, f16_one_4, f16_one_5, f16_one_6, f16_one_7, f16_one_8,
+struct tile_set {
+    int rows[9]; /* weight rows of the wide tile for T activation rows */
+    tile_fn wide[9];
+    tile_fn one[9];
 };
 
-/* rows weight rows (wr elements apart; their outputs yr apart) through
- * every group of up to 8 activation rows, while they are still in cache. */
-static void f16_rows(const uint16_t *w, long wr, long yr, int rows, long k_len, const float *x,
-                     int n_act, float *y, long y_stride)
+/* rows weight rows through every group of up to 8 activation rows, while
+ * they are still in cache. */
+static void tile_rows(const struct tile_set *ts, const uint8_t *w, long wr, long yr, int rows,
+                      long k_len, const float *x, int n_act, float *y, long y_stride)
 {
     for (int t0 = 0; t0 < n_act; t0 += 8) {
         const int nt = n_act - t0 < 8 ? n_act - t0 : 8;
         const float *xt = x + (long)t0 * k_len;
         float *yt = y + (long)t0 * y_stride;
-        if (rows == F16_ROWS(nt)) {
-            f16_wide[nt](w, wr, yr, k_len, xt, yt, y_stride);
+        if (rows == ts->rows[nt]) {
+            ts->wide[nt](w, wr, yr, k_len, xt, yt, y_stride);
             continue;
         }
         for (int i = 0; i < rows; i++)
-            f16_one[nt](w + i * wr, 0, 0, k_len, xt, yt + i * yr, y_stride);
+            ts->one[nt](w + i * wr, 0, 0, k_len, xt, yt + i * yr, y_stride);
     }
 }
+
+/* w_stride in bytes. One activation row (one sequence decoding) goes a row
+ * at a time, which streams at memory speed (several separate row streams
+ * would not be faster there); a batch goes in wide tiles whose rows come
+ * from separate stretches of the range. */
+static void tiles_run(const struct tile_set *ts, const uint8_t *w, long w_stride, long n_rows,
+                      long k_len, const float *x, int n_act, float *y, long y_stride)
+{
+    if (n_act == 1) {
+        for (long r = 0; r < n_rows; r++)
+            ts->one[1](w + r * w_stride, 0, 0, k_len, x, y + r, y_stride);
+        return;
+    }
+    const int rows = ts->rows[n_act < 8 ? n_act : 8];
+    const long q = n_rows / rows;
+    for (long r = 0; r < q; r++)
+        tile_rows(ts, w + r * w_stride, q * w_stride, q, rows, k_len, x, n_act, y + r, y_stride);
+    for (long r = q * rows; r < n_rows; r++)
+        tile_rows(ts, w + r * w_stride, 0, 0, 1, k_len, x, n_act, y + r, y_stride);
+}
+
+/* The tile functions of one type for T activation rows: NAME_wide_T with
+ * ROWS(T) weight rows, NAME_one_T with one. */
+#define TILES_FOR(NAME, KERNEL, ROWS, T)                                                           \
+    static void NAME##_wide_##T(const uint8_t *w, long wr, long yr, long k_len, const float *x,    \
+                                float *y, long y_stride)                                           \
+    {                                                                                              \
+        KERNEL(w, wr, yr, k_len, x, ROWS(T), T, y, y_stride);                                      \
+    }                                                                                              \
+    static void NAME##_one_##T(const uint8_t *w, long wr, long yr, long k_len, const float *x,     \
+                               float *y, long y_stride)                                            \
+    {                                                                                              \
+        KERNEL(w, wr, yr, k_len, x, 1, T, y, y_stride);                                            \
+    }
+#define TILE_SET(NAME, KERNEL, ROWS)                                                               \
+    TILES_FOR(NAME, KERNEL, ROWS, 1)                                                               \
+    TILES_FOR(NAME, KERNEL, ROWS, 2)                                                               \
+    TILES_FOR(NAME, KERNEL, ROWS, 3)                                                               \
+    TILES_FOR(NAME, KERNEL, ROWS, 4)                                                               \
+    TILES_FOR(NAME, KERNEL, ROWS, 5)                                                               \
+    TILES_FOR(NAME, KERNEL, ROWS, 6)                                                               \
+    TILES_FOR(NAME, KERNEL, ROWS, 7)                                                               \
+    TILES_FOR(NAME, KERNEL, ROWS, 8)                                                               \
+    static const struct tile_set NAME##_tiles = {                                                  \
+        {0, ROWS(1), ROWS(2), ROWS(3), ROWS(4), ROWS(5), ROWS(6), ROWS(7), ROWS(8)},               \
+        {NULL, NAME##_wide_1, NAME##_wide_2, NAME##_wide_3, NAME##_wide_4, NAME##_wide_5,          \
+         NAME##_wide_6, NAME##_wide_7, NAME##_wide_8},                                             \
+        {NULL, NAME##_one_1, NAME##_one_2, NAME##_one_3, NAME##_one_4, NAME##_one_5, NAME##_one_6, \
+         NAME##_one_7, NAME##_one_8},                                                              \
+    };
+
+/* Weight rows per tile for T activation rows: what the 32 registers hold
+ * next to the R*T accumulators (3 x 8 and 4 x 4 measured fastest here). */
+#define F16_ROWS(T) ((T) > 4 ? 3 : 4)
+TILE_SET(f16, tile_f16, F16_ROWS)
 
 static void f16_avx512(const uint16_t *w, long w_stride, long n_rows, long k_len, const float *x,
                        int n_act, float *y, long y_stride)
 {
-    if (n_act == 1) {
-        /* One sequence decoding: one row at a time streams at memory speed
-         * (several separate row streams would not be faster here). */
-        for (long r = 0; r < n_rows; r++)
-            f16_one_1(w + r * w_stride, 0, 0, k_len, x, y + r, y_stride);
-        return;
-    }
-    const int rows = F16_ROWS(n_act < 8 ? n_act : 8);
-    const long q = n_rows / rows;
-    for (long r = 0; r < q; r++)
-        f16_rows(w + r * w_stride, q * w_stride, q, rows, k_len, x, n_act, y + r, y_stride);
-    for (long r = q * rows; r < n_rows; r++)
-        f16_rows(w + r * w_stride, 0, 0, 1, k_len, x, n_act, y + r, y_stride);
+    tiles_run(&f16_tiles, (const uint8_t *)w, w_stride * 2, n_rows, k_len, x, n_act, y, y_stride);
 }
 
 static void f32_avx512(const float *w, long w_stride, long n_rows, long k_len, const float *x,
@@ -160,52 +185,56 @@ static void f32_avx512(const float *w, long w_stride, long n_rows, long k_len, c
     }
 }
 
-/* Q8_0 weights: each block's 32 int8 weights are widened to floats once
- * and multiplied into nt activation rows; the block scale is applied to the
- * block's partial sums. */
-static inline __attribute__((always_inline)) void
-row_q8_0(const uint8_t *row, long k_len, const float *x, int nt, float *y, long y_stride)
+/*
+ * Q8_0 weights (the optional in-memory LM head) in the same tiles: each
+ * block's 32 int8 weights are widened to floats once per tile; for every
+ * activation row the block's products are summed and scaled by the block
+ * scale into the accumulator, one dependent FMA per block (the arithmetic of
+ * the one-row loop this replaced, so the head's logits are unchanged).
+ */
+static inline __attribute__((always_inline)) void tile_q8_0(const uint8_t *w, long wr, long yr,
+                                                            long k_len, const float *x, const int R,
+                                                            const int T, float *y, long y_stride)
 {
-    __m512 acc[8];
-    for (int j = 0; j < nt; j++)
-        acc[j] = _mm512_setzero_ps();
+    __m512 acc[4][8];
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < T; t++)
+            acc[r][t] = _mm512_setzero_ps();
     for (long b = 0; b < k_len / FMAT_Q8_0_BLOCK; b++) {
-        const uint8_t *blk = row + b * FMAT_Q8_0_BYTES;
-        uint16_t dh;
-        memcpy(&dh, blk, 2);
-        __m512 d = _mm512_set1_ps(_cvtsh_ss(dh));
-        __m512 w0 =
-            _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + 2))));
-        __m512 w1 =
-            _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + 18))));
-        for (int j = 0; j < nt; j++) {
-            const float *xb = x + (long)j * k_len + b * FMAT_Q8_0_BLOCK;
-            __m512 s = _mm512_mul_ps(w0, _mm512_loadu_ps(xb));
-            s = _mm512_fmadd_ps(w1, _mm512_loadu_ps(xb + 16), s);
-            acc[j] = _mm512_fmadd_ps(s, d, acc[j]);
+        __m512 w0[4], w1[4], d[4];
+        for (int r = 0; r < R; r++) {
+            const uint8_t *blk = w + r * wr + b * FMAT_Q8_0_BYTES;
+            if (R * T > 1)
+                _mm_prefetch((const char *)(blk + 2 * F16_PREFETCH), _MM_HINT_T0);
+            uint16_t dh;
+            memcpy(&dh, blk, 2);
+            d[r] = _mm512_set1_ps(_cvtsh_ss(dh));
+            w0[r] = _mm512_cvtepi32_ps(
+                _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + 2))));
+            w1[r] = _mm512_cvtepi32_ps(
+                _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + 18))));
+        }
+        for (int t = 0; t < T; t++) {
+            const float *xb = x + (long)t * k_len + b * FMAT_Q8_0_BLOCK;
+            __m512 x0 = _mm512_loadu_ps(xb), x1 = _mm512_loadu_ps(xb + 16);
+            for (int r = 0; r < R; r++)
+                acc[r][t] = _mm512_fmadd_ps(_mm512_fmadd_ps(w1[r], x1, _mm512_mul_ps(w0[r], x0)),
+                                            d[r], acc[r][t]);
         }
     }
-    for (int j = 0; j < nt; j++)
-        y[(long)j * y_stride] = _mm512_reduce_add_ps(acc[j]);
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < T; t++)
+            y[(long)t * y_stride + r * yr] = _mm512_reduce_add_ps(acc[r][t]);
 }
+
+/* Two widened blocks per row take two registers each. */
+#define Q8_0_ROWS(T) ((T) > 4 ? 2 : 4)
+TILE_SET(q8_0, tile_q8_0, Q8_0_ROWS)
 
 static void q8_0_avx512(const uint8_t *w, long w_stride, long n_rows, long k_len, const float *x,
                         int n_act, float *y, long y_stride)
 {
-    for (int t0 = 0; t0 < n_act; t0 += 8) {
-        int nt = n_act - t0 < 8 ? n_act - t0 : 8;
-        const float *xt = x + (long)t0 * k_len;
-        float *yt = y + (long)t0 * y_stride;
-        for (long r = 0; r < n_rows; r++) {
-            const uint8_t *row = w + r * w_stride;
-            if (nt == 1)
-                row_q8_0(row, k_len, xt, 1, yt + r, y_stride);
-            else if (nt == 8)
-                row_q8_0(row, k_len, xt, 8, yt + r, y_stride);
-            else
-                row_q8_0(row, k_len, xt, nt, yt + r, y_stride);
-        }
-    }
+    tiles_run(&q8_0_tiles, w, w_stride, n_rows, k_len, x, n_act, y, y_stride);
 }
 
 const struct fmat_ops fmat_avx512 = {"avx512", f16_avx512, f32_avx512, q8_0_avx512};
