@@ -252,11 +252,14 @@ struct peak_job {
 /* Twelve independent vpdpbusd chains, enough to cover the instruction's
  * latency; the empty volatile asm keeps each chain in its register and
  * stops the compiler from folding or dropping it. */
-#define PEAK_STEP(a)                                                                               \
-    do {                                                                                           \
-        a = _mm512_dpbusd_epi32(a, b, c);                                                          \
-        __asm__ volatile("" : "+v"(a));                                                            \
-    } while (0)
+__attribute__((target("avx512f,avx512vnni"))) static inline __m512i peak_step(__m512i a, __m512i b,
+                                                                              __m512i c)
+{
+    a = _mm512_dpbusd_epi32(a, b, c);
+    __asm__ volatile("" : "+v"(a));
+    return a;
+}
+
 __attribute__((target("avx512f,avx512vnni"))) static void *peak_thread(void *arg)
 {
     struct peak_job *j = arg;
@@ -267,18 +270,18 @@ __attribute__((target("avx512f,avx512vnni"))) static void *peak_thread(void *arg
     barrier_wait(j->bar, &sense);
     double t0 = now_seconds();
     for (long i = 0; i < j->iters; i++) {
-        PEAK_STEP(a0);
-        PEAK_STEP(a1);
-        PEAK_STEP(a2);
-        PEAK_STEP(a3);
-        PEAK_STEP(a4);
-        PEAK_STEP(a5);
-        PEAK_STEP(a6);
-        PEAK_STEP(a7);
-        PEAK_STEP(a8);
-        PEAK_STEP(a9);
-        PEAK_STEP(a10);
-        PEAK_STEP(a11);
+        a0 = peak_step(a0, b, c);
+        a1 = peak_step(a1, b, c);
+        a2 = peak_step(a2, b, c);
+        a3 = peak_step(a3, b, c);
+        a4 = peak_step(a4, b, c);
+        a5 = peak_step(a5, b, c);
+        a6 = peak_step(a6, b, c);
+        a7 = peak_step(a7, b, c);
+        a8 = peak_step(a8, b, c);
+        a9 = peak_step(a9, b, c);
+        a10 = peak_step(a10, b, c);
+        a11 = peak_step(a11, b, c);
     }
     double t = now_seconds() - t0;
     j->gmacs = (double)j->iters * 12 * 64 / t / 1e9;
