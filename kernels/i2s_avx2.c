@@ -16,9 +16,10 @@
 #include <stdbool.h>
 
 #include "kernels/i2s.h"
+#include "kernels/i2s_tiles.h"
 
 #define MAX_R 2
-#define MAX_T 4
+#define MAX_T I2S_MAX_T
 
 #define ALWAYS_INLINE inline __attribute__((always_inline))
 
@@ -101,8 +102,11 @@ static ALWAYS_INLINE void tile(const bitnet_matmul_args *a, int64_t r0, int64_t 
 
     for (int64_t c = 0; c < nc + has_tail; c++) {
         const uint8_t *w[MAX_R];
-        for (int r = 0; r < R; r++)
+        for (int r = 0; r < R; r++) {
             w[r] = w0[r] + 64 * c;
+            if (T > 1)
+                _mm_prefetch((const char *)(w[r] + I2S_PREFETCH_BYTES), _MM_HINT_T0);
+        }
         if (c < nc) {
             /* Blocks A and B of a full chunk: fields 64 bytes apart. */
             block(w, act, (size_t)(I2S_CHUNK * c), 64, acc, R, T);
@@ -124,8 +128,6 @@ static ALWAYS_INLINE void tile(const bitnet_matmul_args *a, int64_t r0, int64_t 
     }
 }
 
-typedef void (*tile_fn)(const bitnet_matmul_args *a, int64_t r0, int64_t rs, int t0);
-
 #define TILE_FN(R, T)                                                                              \
     static void tile_##R##_##T(const bitnet_matmul_args *a, int64_t r0, int64_t rs, int t0)        \
     {                                                                                              \
@@ -139,14 +141,9 @@ TILE_FN(1, 2)
 TILE_FN(1, 3)
 TILE_FN(1, 4)
 
-struct tile_set {
-    int rows;     /* weight rows of the wide tile */
-    tile_fn wide; /* that many rows */
-    tile_fn one;  /* one row, for the remainder */
-};
-
-/* Weight rows per tile for T activation rows, as the 16 ymm registers allow. */
-static const struct tile_set tiles[MAX_T] = {
+/* Weight rows per tile for T activation rows, as the 16 ymm registers
+ * allow; indexed by T - 1. */
+static const struct i2s_tile_set tiles[MAX_T] = {
     {2, tile_2_1, tile_1_1},
     {2, tile_2_2, tile_1_2},
     {1, tile_1_3, tile_1_3},
@@ -156,32 +153,7 @@ static const struct tile_set tiles[MAX_T] = {
 /* Precondition, as for every I2_S kernel: k is a positive multiple of 128. */
 static void i2s_avx2_matmul(const bitnet_matmul_args *a)
 {
-    if (a->n_act <= 0 || a->n_rows <= 0)
-        return;
-    /* Up to MAX_T activation rows at a time. Larger batches take the rows
-     * of one weight tile through every activation tile while they are still
-     * in L1, so the weights still come from memory only once. */
-    const struct tile_set *ts = &tiles[(a->n_act < MAX_T ? a->n_act : MAX_T) - 1];
-    const int last_nt = a->n_act % MAX_T;
-    const struct tile_set *ts_last = last_nt ? &tiles[last_nt - 1] : ts;
-    /* The rows of a wide tile come from ts->rows separate stretches of the
-     * range, so that each one is a long sequential stream for the hardware
-     * prefetcher (interleaving neighbouring rows halves the DRAM rate). */
-    int64_t q = a->n_rows / ts->rows;
-    for (int64_t r = 0; r < q; r++) {
-        for (int t0 = 0; t0 < a->n_act; t0 += MAX_T) {
-            if (a->n_act - t0 >= MAX_T || a->n_act < MAX_T) {
-                ts->wide(a, r, q, t0);
-            } else {
-                for (int i = 0; i < ts->rows; i++)
-                    ts_last->one(a, r + i * q, 0, t0);
-            }
-        }
-    }
-    for (int64_t r = q * ts->rows; r < a->n_rows; r++) {
-        for (int t0 = 0; t0 < a->n_act; t0 += MAX_T)
-            (a->n_act - t0 >= MAX_T || a->n_act < MAX_T ? ts : ts_last)->one(a, r, 0, t0);
-    }
+    i2s_tiles_run(a, tiles);
 }
 
 static void i2s_avx2_quantize_act(const float *x, int64_t k, uint8_t *act)

@@ -20,6 +20,7 @@
 #include <stdbool.h>
 
 #include "kernels/i2s.h"
+#include "kernels/i2s_tiles.h"
 
 #define MAX_R          4
 #define MAX_T          4
@@ -107,10 +108,8 @@ static ALWAYS_INLINE void tile(const bitnet_matmul_args *a, int64_t r0, int64_t 
     for (int64_t c = 0; c < nc; c++) {
         __m512i hi[MAX_R], lo[MAX_R];
         for (int r = 0; r < R; r++) {
-            /* With several activation rows the tile is compute-bound and the
-             * hardware prefetcher falls behind its slow streams. */
             if (T > 1)
-                _mm_prefetch((const char *)(w[r] + 64 * c + PREFETCH_BYTES), _MM_HINT_T0);
+                _mm_prefetch((const char *)(w[r] + 64 * c + I2S_PREFETCH_BYTES), _MM_HINT_T0);
             __m512i wv = _mm512_loadu_si512((const void *)(w[r] + 64 * c));
             lo[r] = _mm512_and_si512(wv, m0f);
             hi[r] = _mm512_and_si512(_mm512_srli_epi16(wv, 4), m0f);
@@ -169,8 +168,6 @@ static ALWAYS_INLINE void tile(const bitnet_matmul_args *a, int64_t r0, int64_t 
     }
 }
 
-typedef void (*tile_fn)(const bitnet_matmul_args *a, int64_t r0, int64_t rs, int t0);
-
 /* One function per (R, T, vnni) the dispatcher uses. */
 #define TILE_FN(R, T, V)                                                                           \
     static void tile_##R##_##T##_##V(const bitnet_matmul_args *a, int64_t r0, int64_t rs, int t0)  \
@@ -186,64 +183,29 @@ TILES_FOR_T(2, 4, 2)
 TILES_FOR_T(3, 3, 2)
 TILES_FOR_T(4, 3, 2)
 
-struct tile_set {
-    int rows;     /* weight rows of the wide tile */
-    tile_fn wide; /* that many rows */
-    tile_fn one;  /* one row, for the remainder */
-};
-
-#define SET(T, RV, RN)                                                                             \
+/* Weight rows of the wide tile for T activation rows, with VNNI (RV) and
+ * without (RN); indexed by T - 1. */
+#define SET(T, R, V)                                                                               \
     {                                                                                              \
-        {RV, tile_##RV##_##T##_1, tile_1_##T##_1},                                                 \
-        {                                                                                          \
-            RN, tile_##RN##_##T##_0, tile_1_##T##_0                                                \
-        }                                                                                          \
+        R, tile_##R##_##T##_##V, tile_1_##T##_##V                                                  \
     }
-
-/* tiles[T - 1][0] with VNNI, [1] without. */
-static const struct tile_set tiles[MAX_T][2] = {
-    SET(1, 4, 4),
-    SET(2, 4, 2),
-    SET(3, 3, 2),
-    SET(4, 3, 2),
+static const struct i2s_tile_set tiles_vnni[MAX_T] = {
+    SET(1, 4, 1),
+    SET(2, 4, 1),
+    SET(3, 3, 1),
+    SET(4, 3, 1),
+};
+static const struct i2s_tile_set tiles_plain[MAX_T] = {
+    SET(1, 4, 0),
+    SET(2, 2, 0),
+    SET(3, 2, 0),
+    SET(4, 2, 0),
 };
 
 /* The whole product, with or without VNNI (see kernels/i2s.h). */
 void i2s_avx512_matmul_path(const bitnet_matmul_args *a, bool vnni)
 {
-    if (a->n_act <= 0 || a->n_rows <= 0)
-        return;
-    const int v = vnni ? 0 : 1;
-    /* Up to MAX_T activation rows at a time. Larger batches take the rows
-     * of one weight tile through every activation tile while they are still
-     * in L1, so the weights still come from memory only once. */
-    const struct tile_set *ts = &tiles[(a->n_act < MAX_T ? a->n_act : MAX_T) - 1][v];
-    const int last_nt = a->n_act % MAX_T;
-    const struct tile_set *ts_last = last_nt ? &tiles[last_nt - 1][v] : ts;
-    /* The rows of a wide tile come from ts->rows separate stretches of the
-     * range, so that each one is a long sequential stream for the hardware
-     * prefetcher (interleaving neighbouring rows halves the DRAM rate). */
-    int64_t q = a->n_rows / ts->rows;
-    /* Groups of GROUP wide tiles go through every activation tile in turn:
-     * the group's weights (GROUP * rows rows) stay in L2 between activation
-     * tiles, and each activation tile in L1 across the group. */
-    for (int64_t g = 0; g < q; g += GROUP) {
-        int64_t g_end = g + GROUP < q ? g + GROUP : q;
-        for (int t0 = 0; t0 < a->n_act; t0 += MAX_T) {
-            for (int64_t r = g; r < g_end; r++) {
-                if (a->n_act - t0 >= MAX_T || a->n_act < MAX_T) {
-                    ts->wide(a, r, q, t0);
-                } else {
-                    for (int i = 0; i < ts->rows; i++)
-                        ts_last->one(a, r + i * q, 0, t0);
-                }
-            }
-        }
-    }
-    for (int64_t r = q * ts->rows; r < a->n_rows; r++) {
-        for (int t0 = 0; t0 < a->n_act; t0 += MAX_T)
-            (a->n_act - t0 >= MAX_T || a->n_act < MAX_T ? ts : ts_last)->one(a, r, 0, t0);
-    }
+    i2s_tiles_run(a, vnni ? tiles_vnni : tiles_plain);
 }
 
 /* Precondition, as for every I2_S kernel: k is a positive multiple of 128. */
