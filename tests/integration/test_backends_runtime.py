@@ -251,6 +251,20 @@ class Cuda(unittest.TestCase):
                 d.stop()
                 d.close()
 
+    def test_cpu_library_named_cuda_is_a_mismatch(self):
+        """The reverse: the CPU build of the shim configured as a CUDA backend."""
+        d = Daemon(A["bitnetd"], config="backends = llama.cuda=%s\nbackend_dirs = %s\n" % (
+            A["shim"], os.path.dirname(A["shim"])), args=["--threads", "1"])
+        try:
+            caps = call(d, "io.bitnetd.Query.GetCapabilities")["parameters"]
+            b = {b["id"]: b for b in caps["backends"]}["llama.cuda"]
+            self.assertEqual(b["state"], "refused")
+            self.assertIn("configured as llama.cuda (CUDA) but its symbols say CPU only",
+                          b["reason"])
+        finally:
+            d.stop()
+            d.close()
+
 
 def install(src, dst):
     """Replaces dst with a copy of src the way package managers do (rename)."""
