@@ -17,7 +17,8 @@
  * memory-bound: so on CPUs with AVX512_VNNI the bench also measures the
  * machine's int8 multiply-add peak (independent vpdpbusd chains, 64 MACs
  * each, on every thread) and reports each result's MACs per second as a
- * fraction of it. With --out the same table goes to a markdown file.
+ * fraction of it; the float FMA peak is printed beside it (what bounds the
+ * F16 LM head of a batch). With --out the same table goes to a markdown file.
  *
  * Threads split the weight rows of each call and meet at a spin barrier
  * after it, as the engine's compute pool does. All configurations of a
@@ -244,6 +245,7 @@ static double bandwidth_once(const uint64_t *buf, size_t words, int n_threads)
 
 struct peak_job {
     long iters;
+    bool fma; /* float FMA chains instead of vpdpbusd */
     struct spin_barrier *bar;
     double gmacs; /* this thread's rate */
 };
@@ -260,15 +262,48 @@ __attribute__((target("avx512f,avx512vnni"))) static inline __m512i peak_step(__
     return a;
 }
 
+__attribute__((target("avx512f"))) static inline __m512 fma_step(__m512 a, __m512 b, __m512 c)
+{
+    a = _mm512_fmadd_ps(b, c, a);
+    __asm__ volatile("" : "+v"(a));
+    return a;
+}
+
+/* One thread's rate in G multiply-adds per second: 12 chains x 64 int8
+ * multiply-adds per vpdpbusd, or 12 x 16 float ones per FMA. */
 __attribute__((target("avx512f,avx512vnni"))) static void *peak_thread(void *arg)
 {
     struct peak_job *j = arg;
     int sense = 0;
+    double t0;
+    if (j->fma) {
+        __m512 b = _mm512_set1_ps(0.999f), c = _mm512_set1_ps(1e-3f);
+        __m512 f0 = _mm512_setzero_ps(), f1 = f0, f2 = f0, f3 = f0, f4 = f0, f5 = f0;
+        __m512 f6 = f0, f7 = f0, f8 = f0, f9 = f0, f10 = f0, f11 = f0;
+        barrier_wait(j->bar, &sense);
+        t0 = now_seconds();
+        for (long i = 0; i < j->iters; i++) {
+            f0 = fma_step(f0, b, c);
+            f1 = fma_step(f1, b, c);
+            f2 = fma_step(f2, b, c);
+            f3 = fma_step(f3, b, c);
+            f4 = fma_step(f4, b, c);
+            f5 = fma_step(f5, b, c);
+            f6 = fma_step(f6, b, c);
+            f7 = fma_step(f7, b, c);
+            f8 = fma_step(f8, b, c);
+            f9 = fma_step(f9, b, c);
+            f10 = fma_step(f10, b, c);
+            f11 = fma_step(f11, b, c);
+        }
+        j->gmacs = (double)j->iters * 12 * 16 / (now_seconds() - t0) / 1e9;
+        return NULL;
+    }
     __m512i b = _mm512_set1_epi8(3), c = _mm512_set1_epi8(5);
     __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0;
     __m512i a6 = a0, a7 = a0, a8 = a0, a9 = a0, a10 = a0, a11 = a0;
     barrier_wait(j->bar, &sense);
-    double t0 = now_seconds();
+    t0 = now_seconds();
     for (long i = 0; i < j->iters; i++) {
         a0 = peak_step(a0, b, c);
         a1 = peak_step(a1, b, c);
@@ -283,15 +318,14 @@ __attribute__((target("avx512f,avx512vnni"))) static void *peak_thread(void *arg
         a10 = peak_step(a10, b, c);
         a11 = peak_step(a11, b, c);
     }
-    double t = now_seconds() - t0;
-    j->gmacs = (double)j->iters * 12 * 64 / t / 1e9;
+    j->gmacs = (double)j->iters * 12 * 64 / (now_seconds() - t0) / 1e9;
     return NULL;
 }
 #endif
 
-/* The int8 multiply-add rate of n_threads threads together (GMAC/s), or 0
- * where it is not measured (no AVX512_VNNI). */
-static double int8_peak_gmacs(const bitnet_cpu_features *cpu, int n_threads)
+/* The int8 (or, with fma, float) multiply-add rate of n_threads threads
+ * together in GMAC/s, or 0 where it is not measured (no AVX512_VNNI). */
+static double peak_gmacs_of(const bitnet_cpu_features *cpu, int n_threads, bool fma)
 {
 #if defined(__x86_64__)
     if (!cpu->avx512_vnni || cpu->active < BITNET_SIMD_AVX512)
@@ -300,7 +334,7 @@ static double int8_peak_gmacs(const bitnet_cpu_features *cpu, int n_threads)
     struct peak_job jobs[MAX_THREADS];
     pthread_t th[MAX_THREADS];
     for (int i = 0; i < n_threads; i++) {
-        jobs[i] = (struct peak_job){20000000, &bar, 0.0};
+        jobs[i] = (struct peak_job){20000000, fma, &bar, 0.0};
         if (i)
             pthread_create(&th[i], NULL, peak_thread, &jobs[i]);
     }
@@ -314,6 +348,7 @@ static double int8_peak_gmacs(const bitnet_cpu_features *cpu, int n_threads)
 #else
     (void)cpu;
     (void)n_threads;
+    (void)fma;
     return 0.0;
 #endif
 }
@@ -663,16 +698,20 @@ int main(int argc, char **argv)
                th > 1 ? "s" : "", bw_gbs[th], reps, o.bw_bytes >> 20);
     }
     free(bw);
-    double peak_gmacs[MAX_THREADS + 1] = {0};
+    double peak_gmacs[MAX_THREADS + 1] = {0}, fma_gmacs[MAX_THREADS + 1] = {0};
     for (int th = 1; th <= MAX_THREADS; th++) {
-        double v[16] = {0};
+        double v[16] = {0}, f[16] = {0};
         int reps = o.repeats < 16 ? o.repeats : 16;
-        for (int i = 0; i < reps; i++)
-            v[i] = int8_peak_gmacs(cpu, th);
+        for (int i = 0; i < reps; i++) {
+            v[i] = peak_gmacs_of(cpu, th, false);
+            f[i] = peak_gmacs_of(cpu, th, true);
+        }
         peak_gmacs[th] = bench_median(v, reps);
+        fma_gmacs[th] = bench_median(f, reps);
         if (peak_gmacs[th] > 0)
-            printf("int8 multiply-add peak (vpdpbusd), %d thread%s: %.1f GMAC/s\n", th,
-                   th > 1 ? "s" : "", peak_gmacs[th]);
+            printf("int8 multiply-add peak (vpdpbusd), %d thread%s: %.1f GMAC/s; float (FMA): "
+                   "%.1f GMAC/s\n",
+                   th, th > 1 ? "s" : "", peak_gmacs[th], fma_gmacs[th]);
     }
     if (peak_gmacs[1] <= 0)
         printf("int8 multiply-add peak: not measured (needs AVX512_VNNI)\n");
@@ -848,8 +887,10 @@ int main(int argc, char **argv)
     for (int th = 1; th <= MAX_THREADS; th++)
         fprintf(f, "Read bandwidth, %d thread%s: %.2f GB/s.\n", th, th > 1 ? "s" : "", bw_gbs[th]);
     for (int th = 1; th <= MAX_THREADS && peak_gmacs[th] > 0; th++)
-        fprintf(f, "int8 multiply-add peak (vpdpbusd), %d thread%s: %.1f GMAC/s.\n", th,
-                th > 1 ? "s" : "", peak_gmacs[th]);
+        fprintf(f,
+                "int8 multiply-add peak (vpdpbusd), %d thread%s: %.1f GMAC/s; float multiply-add "
+                "peak (512-bit FMA): %.1f GMAC/s.\n",
+                th, th > 1 ? "s" : "", peak_gmacs[th], fma_gmacs[th]);
     fprintf(f,
             "\nWeight working set %zu MiB per shape; median of %d repeats. GB/s counts weight "
             "bytes only.\n\n",
