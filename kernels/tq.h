@@ -21,6 +21,11 @@
 
 #define TQ_QK 256 /* elements per block, in weights and activations */
 
+/* Weight rows the batched x86 kernels take through one group of activation
+ * rows before the next group: the group's activations stay in L1/L2 across
+ * those rows instead of coming from L3 again for every row (tq2_0_avx512.c). */
+#define TQ_ROW_GROUP 16
+
 /* Byte offsets inside one Q8_K activation block of 292 bytes. */
 #define TQ_Q8K_D     0   /* f32 d: x = d * qs */
 #define TQ_Q8K_QS    4   /* int8 qs[256] */
