@@ -20,9 +20,10 @@
 #include <stdbool.h>
 
 #include "kernels/i2s.h"
+#include "kernels/i2s_tiles.h"
 
 #define MAX_R 2
-#define MAX_T 4
+#define MAX_T I2S_MAX_T
 
 #define ALWAYS_INLINE inline __attribute__((always_inline))
 
@@ -111,12 +112,7 @@ static ALWAYS_INLINE int32x4_t dot16_sdot(int32x4_t acc, uint8x16_t code, int8x1
 }
 
 static ALWAYS_INLINE void tile_sdot(const bitnet_matmul_args *a, int64_t r0, int64_t rs, int t0,
-                                    const int R, const int T)
-{
-    TILE_BODY(dot16_sdot)
-}
-
-typedef void (*tile_fn)(const bitnet_matmul_args *a, int64_t r0, int64_t rs, int t0);
+                                    const int R, const int T){TILE_BODY(dot16_sdot)}
 
 #define TILE_FN_SDOT(R, T)                                                                         \
     static void tile_##R##_##T##_1(const bitnet_matmul_args *a, int64_t r0, int64_t rs, int t0)    \
@@ -124,14 +120,8 @@ typedef void (*tile_fn)(const bitnet_matmul_args *a, int64_t r0, int64_t rs, int
         tile_sdot(a, r0, rs, t0, R, T);                                                            \
     }
 
-TILE_FN_SDOT(2, 1)
-TILE_FN_SDOT(1, 1)
-TILE_FN_SDOT(2, 2)
-TILE_FN_SDOT(1, 2)
-TILE_FN_SDOT(2, 3)
-TILE_FN_SDOT(1, 3)
-TILE_FN_SDOT(2, 4)
-TILE_FN_SDOT(1, 4)
+TILE_FN_SDOT(2, 1) TILE_FN_SDOT(1, 1) TILE_FN_SDOT(2, 2) TILE_FN_SDOT(1, 2) TILE_FN_SDOT(2, 3)
+    TILE_FN_SDOT(1, 3) TILE_FN_SDOT(2, 4) TILE_FN_SDOT(1, 4)
 
 #pragma GCC pop_options
 
@@ -141,58 +131,23 @@ TILE_FN_SDOT(1, 4)
         tile_plain(a, r0, rs, t0, R, T);                                                           \
     }
 
-TILE_FN_PLAIN(2, 1)
-TILE_FN_PLAIN(1, 1)
-TILE_FN_PLAIN(2, 2)
-TILE_FN_PLAIN(1, 2)
-TILE_FN_PLAIN(2, 3)
-TILE_FN_PLAIN(1, 3)
-TILE_FN_PLAIN(2, 4)
-TILE_FN_PLAIN(1, 4)
+        TILE_FN_PLAIN(2, 1) TILE_FN_PLAIN(1, 1) TILE_FN_PLAIN(2, 2) TILE_FN_PLAIN(1, 2)
+            TILE_FN_PLAIN(2, 3) TILE_FN_PLAIN(1, 3) TILE_FN_PLAIN(2, 4) TILE_FN_PLAIN(1, 4)
 
-struct tile_set {
-    int rows;     /* weight rows of the wide tile */
-    tile_fn wide; /* that many rows */
-    tile_fn one;  /* one row, for the remainder */
-};
-
-#define SET(T)                                                                                     \
+/* Weight rows per tile (2 for every T), with and without DOTPROD; indexed
+ * by T - 1. */
+#define SET(T, V)                                                                                  \
     {                                                                                              \
-        {2, tile_2_##T##_1, tile_1_##T##_1},                                                       \
-        {                                                                                          \
-            2, tile_2_##T##_0, tile_1_##T##_0                                                      \
-        }                                                                                          \
+        2, tile_2_##T##_##V, tile_1_##T##_##V                                                      \
     }
-
-/* tiles[T - 1][0] with DOTPROD, [1] without. */
-static const struct tile_set tiles[MAX_T][2] = {SET(1), SET(2), SET(3), SET(4)};
+                static const
+    struct i2s_tile_set tiles_dot[MAX_T] = {SET(1, 1), SET(2, 1), SET(3, 1), SET(4, 1)};
+static const struct i2s_tile_set tiles_plain[MAX_T] = {SET(1, 0), SET(2, 0), SET(3, 0), SET(4, 0)};
 
 /* The whole product, with or without SDOT (see kernels/i2s.h). */
 void i2s_neon_matmul_path(const bitnet_matmul_args *a, bool dotprod)
 {
-    if (a->n_act <= 0 || a->n_rows <= 0)
-        return;
-    const int v = dotprod ? 0 : 1;
-    /* Up to MAX_T activation rows at a time; larger batches take each row
-     * tile through every activation tile while its weights are in L1. */
-    const struct tile_set *ts = &tiles[(a->n_act < MAX_T ? a->n_act : MAX_T) - 1][v];
-    const int last_nt = a->n_act % MAX_T;
-    const struct tile_set *ts_last = last_nt ? &tiles[last_nt - 1][v] : ts;
-    int64_t q = a->n_rows / ts->rows;
-    for (int64_t r = 0; r < q; r++) {
-        for (int t0 = 0; t0 < a->n_act; t0 += MAX_T) {
-            if (a->n_act - t0 >= MAX_T || a->n_act < MAX_T) {
-                ts->wide(a, r, q, t0);
-            } else {
-                for (int i = 0; i < ts->rows; i++)
-                    ts_last->one(a, r + i * q, 0, t0);
-            }
-        }
-    }
-    for (int64_t r = q * ts->rows; r < a->n_rows; r++) {
-        for (int t0 = 0; t0 < a->n_act; t0 += MAX_T)
-            (a->n_act - t0 >= MAX_T || a->n_act < MAX_T ? ts : ts_last)->one(a, r, 0, t0);
-    }
+    i2s_tiles_run(a, dotprod ? tiles_dot : tiles_plain);
 }
 
 /* Precondition, as for every I2_S kernel: k is a positive multiple of 128. */

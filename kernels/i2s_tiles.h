@@ -1,6 +1,6 @@
 /*
- * kernels/i2s_tiles.h - the row and activation walk of the x86 I2_S kernels
- * (i2s_avx2.c, i2s_avx512.c).
+ * kernels/i2s_tiles.h - the row and activation walk of the SIMD I2_S kernels
+ * (i2s_avx2.c, i2s_avx512.c, i2s_neon.c).
  *
  * Each kernel computes tiles of `rows` weight rows x up to I2S_MAX_T
  * activation rows with every accumulator in a register. The rows of a wide
