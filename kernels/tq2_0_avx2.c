@@ -153,28 +153,34 @@ static void tq2_0_avx2_matmul(const bitnet_matmul_args *a)
         }
         r = 2 * q;
     }
-    for (; r < a->n_rows; r++) {
-        const uint8_t *w = a->w + (size_t)r * a->w_row_bytes;
+    /* Batches (and the odd row of a single activation row): groups of
+     * weight rows go through each group of activation rows in turn, which
+     * then stays in cache across the rows (see tq2_0_avx512.c). */
+    for (int64_t g = r; g < a->n_rows; g += TQ_ROW_GROUP) {
+        const int64_t g_end = g + TQ_ROW_GROUP < a->n_rows ? g + TQ_ROW_GROUP : a->n_rows;
         for (int t0 = 0; t0 < a->n_act; t0 += ACTS) {
             const uint8_t *act = a->act + (size_t)t0 * a->act_row_bytes;
             const int nt = a->n_act - t0 < ACTS ? a->n_act - t0 : ACTS;
-            /* Constant counts let the compiler keep the accumulators in registers. */
-            switch (nt) {
-            case 1:
-                dot_acts(w, act, a->act_row_bytes, 1, nb, out);
-                break;
-            case 2:
-                dot_acts(w, act, a->act_row_bytes, 2, nb, out);
-                break;
-            case 3:
-                dot_acts(w, act, a->act_row_bytes, 3, nb, out);
-                break;
-            default:
-                dot_acts(w, act, a->act_row_bytes, ACTS, nb, out);
-                break;
+            for (int64_t rr = g; rr < g_end; rr++) {
+                const uint8_t *w = a->w + (size_t)rr * a->w_row_bytes;
+                /* Constant counts keep the accumulators in registers. */
+                switch (nt) {
+                case 1:
+                    dot_acts(w, act, a->act_row_bytes, 1, nb, out);
+                    break;
+                case 2:
+                    dot_acts(w, act, a->act_row_bytes, 2, nb, out);
+                    break;
+                case 3:
+                    dot_acts(w, act, a->act_row_bytes, 3, nb, out);
+                    break;
+                default:
+                    dot_acts(w, act, a->act_row_bytes, ACTS, nb, out);
+                    break;
+                }
+                for (int t = 0; t < nt; t++)
+                    a->y[(t0 + t) * a->y_stride + rr] = out[t] * a->w_scale;
             }
-            for (int t = 0; t < nt; t++)
-                a->y[(t0 + t) * a->y_stride + r] = out[t] * a->w_scale;
         }
     }
 }
