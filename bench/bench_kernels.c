@@ -244,8 +244,8 @@ static double bandwidth_once(const uint64_t *buf, size_t words, int n_threads)
 /* ---- int8 multiply-add peak ------------------------------------------------ */
 
 struct peak_job {
-    long iters;
-    bool fma; /* float FMA chains instead of vpdpbusd */
+    double seconds; /* how long to run */
+    bool fma;       /* float FMA chains instead of vpdpbusd */
     struct spin_barrier *bar;
     double gmacs; /* this thread's rate */
 };
@@ -270,33 +270,40 @@ __attribute__((target("avx512f"))) static inline __m512 fma_step(__m512 a, __m51
 }
 
 /* One thread's rate in G multiply-adds per second: 12 chains x 64 int8
- * multiply-adds per vpdpbusd, or 12 x 16 float ones per FMA. */
+ * multiply-adds per vpdpbusd, or 12 x 16 float ones per FMA, run in chunks
+ * until j->seconds have passed (a fixed count would take minutes in a
+ * sanitizer build). */
+#define PEAK_CHUNK 100000
 __attribute__((target("avx512f,avx512vnni"))) static void *peak_thread(void *arg)
 {
     struct peak_job *j = arg;
     int sense = 0;
     double t0;
+    long n = 0;
     if (j->fma) {
         __m512 b = _mm512_set1_ps(0.999f), c = _mm512_set1_ps(1e-3f);
         __m512 f0 = _mm512_setzero_ps(), f1 = f0, f2 = f0, f3 = f0, f4 = f0, f5 = f0;
         __m512 f6 = f0, f7 = f0, f8 = f0, f9 = f0, f10 = f0, f11 = f0;
         barrier_wait(j->bar, &sense);
         t0 = now_seconds();
-        for (long i = 0; i < j->iters; i++) {
-            f0 = fma_step(f0, b, c);
-            f1 = fma_step(f1, b, c);
-            f2 = fma_step(f2, b, c);
-            f3 = fma_step(f3, b, c);
-            f4 = fma_step(f4, b, c);
-            f5 = fma_step(f5, b, c);
-            f6 = fma_step(f6, b, c);
-            f7 = fma_step(f7, b, c);
-            f8 = fma_step(f8, b, c);
-            f9 = fma_step(f9, b, c);
-            f10 = fma_step(f10, b, c);
-            f11 = fma_step(f11, b, c);
-        }
-        j->gmacs = (double)j->iters * 12 * 16 / (now_seconds() - t0) / 1e9;
+        do {
+            for (long i = 0; i < PEAK_CHUNK; i++) {
+                f0 = fma_step(f0, b, c);
+                f1 = fma_step(f1, b, c);
+                f2 = fma_step(f2, b, c);
+                f3 = fma_step(f3, b, c);
+                f4 = fma_step(f4, b, c);
+                f5 = fma_step(f5, b, c);
+                f6 = fma_step(f6, b, c);
+                f7 = fma_step(f7, b, c);
+                f8 = fma_step(f8, b, c);
+                f9 = fma_step(f9, b, c);
+                f10 = fma_step(f10, b, c);
+                f11 = fma_step(f11, b, c);
+            }
+            n += PEAK_CHUNK;
+        } while (now_seconds() - t0 < j->seconds);
+        j->gmacs = (double)n * 12 * 16 / (now_seconds() - t0) / 1e9;
         return NULL;
     }
     __m512i b = _mm512_set1_epi8(3), c = _mm512_set1_epi8(5);
@@ -304,28 +311,31 @@ __attribute__((target("avx512f,avx512vnni"))) static void *peak_thread(void *arg
     __m512i a6 = a0, a7 = a0, a8 = a0, a9 = a0, a10 = a0, a11 = a0;
     barrier_wait(j->bar, &sense);
     t0 = now_seconds();
-    for (long i = 0; i < j->iters; i++) {
-        a0 = peak_step(a0, b, c);
-        a1 = peak_step(a1, b, c);
-        a2 = peak_step(a2, b, c);
-        a3 = peak_step(a3, b, c);
-        a4 = peak_step(a4, b, c);
-        a5 = peak_step(a5, b, c);
-        a6 = peak_step(a6, b, c);
-        a7 = peak_step(a7, b, c);
-        a8 = peak_step(a8, b, c);
-        a9 = peak_step(a9, b, c);
-        a10 = peak_step(a10, b, c);
-        a11 = peak_step(a11, b, c);
-    }
-    j->gmacs = (double)j->iters * 12 * 64 / (now_seconds() - t0) / 1e9;
+    do {
+        for (long i = 0; i < PEAK_CHUNK; i++) {
+            a0 = peak_step(a0, b, c);
+            a1 = peak_step(a1, b, c);
+            a2 = peak_step(a2, b, c);
+            a3 = peak_step(a3, b, c);
+            a4 = peak_step(a4, b, c);
+            a5 = peak_step(a5, b, c);
+            a6 = peak_step(a6, b, c);
+            a7 = peak_step(a7, b, c);
+            a8 = peak_step(a8, b, c);
+            a9 = peak_step(a9, b, c);
+            a10 = peak_step(a10, b, c);
+            a11 = peak_step(a11, b, c);
+        }
+        n += PEAK_CHUNK;
+    } while (now_seconds() - t0 < j->seconds);
+    j->gmacs = (double)n * 12 * 64 / (now_seconds() - t0) / 1e9;
     return NULL;
 }
 #endif
 
 /* The int8 (or, with fma, float) multiply-add rate of n_threads threads
  * together in GMAC/s, or 0 where it is not measured (no AVX512_VNNI). */
-static double peak_gmacs_of(const bitnet_cpu_features *cpu, int n_threads, bool fma)
+static double peak_gmacs_of(const bitnet_cpu_features *cpu, int n_threads, bool fma, double seconds)
 {
 #if defined(__x86_64__)
     if (!cpu->avx512_vnni || cpu->active < BITNET_SIMD_AVX512)
@@ -334,7 +344,7 @@ static double peak_gmacs_of(const bitnet_cpu_features *cpu, int n_threads, bool 
     struct peak_job jobs[MAX_THREADS];
     pthread_t th[MAX_THREADS];
     for (int i = 0; i < n_threads; i++) {
-        jobs[i] = (struct peak_job){20000000, fma, &bar, 0.0};
+        jobs[i] = (struct peak_job){seconds, fma, &bar, 0.0};
         if (i)
             pthread_create(&th[i], NULL, peak_thread, &jobs[i]);
     }
@@ -349,6 +359,7 @@ static double peak_gmacs_of(const bitnet_cpu_features *cpu, int n_threads, bool 
     (void)cpu;
     (void)n_threads;
     (void)fma;
+    (void)seconds;
     return 0.0;
 #endif
 }
@@ -703,8 +714,8 @@ int main(int argc, char **argv)
         double v[16] = {0}, f[16] = {0};
         int reps = o.repeats < 16 ? o.repeats : 16;
         for (int i = 0; i < reps; i++) {
-            v[i] = peak_gmacs_of(cpu, th, false);
-            f[i] = peak_gmacs_of(cpu, th, true);
+            v[i] = peak_gmacs_of(cpu, th, false, o.repeat_seconds);
+            f[i] = peak_gmacs_of(cpu, th, true, o.repeat_seconds);
         }
         peak_gmacs[th] = bench_median(v, reps);
         fma_gmacs[th] = bench_median(f, reps);
