@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "bench/bandwidth.h"
+#include "bench/bench_stats.h"
 
 struct bw_part {
     const uint64_t *p;
@@ -15,7 +16,6 @@ struct bw_part {
 
 #if defined(__x86_64__)
 #include <immintrin.h>
-#include "bench/bench_stats.h"
 
 /* With AVX-512 loads where the CPU has them: one core then streams as fast
  * as the kernels do (a 16-byte loop underestimates what memory delivers). */

@@ -19,9 +19,10 @@
 #include "bitnet/config.h"
 #include "engine/engine.h"
 
+#include "bench/bench_stats.h"
+
 #ifdef BENCH_HAVE_LLAMA
 #include "llama.h"
-#include "bench/bench_stats.h"
 #endif
 
 #define MAX_LIST 8
