@@ -25,7 +25,8 @@
 static char err[1024];
 static char model_path[PATH_MAX];
 
-/* The prompts whose greedy continuations are compared. */
+#ifdef LLAMA_SHIM_PATH
+/* The prompts whose greedy continuations are compared (with the shim). */
 static const char *const prompts[] = {
     "Hello world",
     "The quick brown fox jumps over the lazy dog.",
@@ -33,7 +34,8 @@ static const char *const prompts[] = {
     " leading spaces and\ttabs",
     "Ünïcödé: naïve café — ok?",
 };
-#define N_PROMPTS  (sizeof(prompts) / sizeof(prompts[0]))
+#define N_PROMPTS (sizeof(prompts) / sizeof(prompts[0]))
+#endif
 #define N_GENERATE 24
 #define N_CTX      256
 #define MAX_TOKENS 128
@@ -76,6 +78,7 @@ static bitnet_context *context_new(const backend_api *api, bitnet_model *m)
     return c;
 }
 
+#ifdef LLAMA_SHIM_PATH
 static size_t tokenize(const backend_api *api, bitnet_model *m, const char *text, int32_t *out)
 {
     size_t n = 0;
@@ -84,6 +87,7 @@ static size_t tokenize(const backend_api *api, bitnet_model *m, const char *text
     ck_assert_msg(rc == 0, "tokenize = %d: %s", rc, err);
     return n;
 }
+#endif
 
 START_TEST(test_native_backend_through_the_table)
 {
