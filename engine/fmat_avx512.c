@@ -110,6 +110,8 @@ static void f32_avx512(const float *w, long w_stride, long n_rows, long k_len, c
  * scale into the accumulator, one dependent FMA per block (the arithmetic of
  * the one-row loop this replaced, so the head's logits are unchanged).
  */
+#define Q8_0_PREFETCH_BYTES 1024 /* ahead of the loads, in each row, as for F16 */
+
 static inline __attribute__((always_inline)) void tile_q8_0(const uint8_t *w, long wr, long yr,
                                                             long k_len, const float *x, const int R,
                                                             const int T, float *y, long y_stride)
@@ -123,7 +125,7 @@ static inline __attribute__((always_inline)) void tile_q8_0(const uint8_t *w, lo
         for (int r = 0; r < R; r++) {
             const uint8_t *blk = w + r * wr + b * FMAT_Q8_0_BYTES;
             if (R * T > 1)
-                _mm_prefetch((const char *)(blk + 2 * F16_PREFETCH), _MM_HINT_T0);
+                _mm_prefetch((const char *)(blk + Q8_0_PREFETCH_BYTES), _MM_HINT_T0);
             uint16_t dh;
             memcpy(&dh, blk, 2);
             d[r] = _mm512_set1_ps(_cvtsh_ss(dh));
